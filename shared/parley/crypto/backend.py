@@ -1,0 +1,107 @@
+"""The ONE module that picks the primitive implementation.
+
+Browser (Pyodide, ``sys.platform == "emscripten"``): libsodium.js via ``_sodiumjs``.
+CPython: PyNaCl via ``_nacl``. Every other crypto module uses ``from parley.crypto import
+backend`` and calls ``backend.<name>``; the contract is documented in docs/crypto.md.
+"""
+
+from __future__ import annotations
+
+import sys
+
+if sys.platform == "emscripten":  # pragma: no cover - exercised only inside Pyodide
+    from parley.crypto._sodiumjs import (  # type: ignore[import-not-found,unused-ignore]
+        NAME,
+        PWHASH_MEMLIMIT_MIN,
+        PWHASH_MEMLIMIT_MODERATE,
+        PWHASH_OPSLIMIT_MIN,
+        PWHASH_OPSLIMIT_MODERATE,
+        SS_ABYTES,
+        SS_HEADER_BYTES,
+        SS_TAG_FINAL,
+        SS_TAG_MESSAGE,
+        aead_decrypt,
+        aead_encrypt,
+        box_keypair,
+        box_seal,
+        box_seal_open,
+        ed25519_pk_to_x25519,
+        ed25519_seed_keypair,
+        ed25519_sign,
+        ed25519_sk_to_x25519,
+        ed25519_verify,
+        pad,
+        pwhash_argon2id,
+        random_bytes,
+        ss_init_pull,
+        ss_init_push,
+        ss_pull,
+        ss_push,
+        unpad,
+        x25519,
+        x25519_base,
+    )
+else:
+    from parley.crypto._nacl import (
+        NAME,
+        PWHASH_MEMLIMIT_MIN,
+        PWHASH_MEMLIMIT_MODERATE,
+        PWHASH_OPSLIMIT_MIN,
+        PWHASH_OPSLIMIT_MODERATE,
+        SS_ABYTES,
+        SS_HEADER_BYTES,
+        SS_TAG_FINAL,
+        SS_TAG_MESSAGE,
+        aead_decrypt,
+        aead_encrypt,
+        box_keypair,
+        box_seal,
+        box_seal_open,
+        ed25519_pk_to_x25519,
+        ed25519_seed_keypair,
+        ed25519_sign,
+        ed25519_sk_to_x25519,
+        ed25519_verify,
+        pad,
+        pwhash_argon2id,
+        random_bytes,
+        ss_init_pull,
+        ss_init_push,
+        ss_pull,
+        ss_push,
+        unpad,
+        x25519,
+        x25519_base,
+    )
+
+__all__ = [
+    "NAME",
+    "PWHASH_MEMLIMIT_MIN",
+    "PWHASH_MEMLIMIT_MODERATE",
+    "PWHASH_OPSLIMIT_MIN",
+    "PWHASH_OPSLIMIT_MODERATE",
+    "SS_ABYTES",
+    "SS_HEADER_BYTES",
+    "SS_TAG_FINAL",
+    "SS_TAG_MESSAGE",
+    "aead_decrypt",
+    "aead_encrypt",
+    "box_keypair",
+    "box_seal",
+    "box_seal_open",
+    "ed25519_pk_to_x25519",
+    "ed25519_seed_keypair",
+    "ed25519_sign",
+    "ed25519_sk_to_x25519",
+    "ed25519_verify",
+    "pad",
+    "pwhash_argon2id",
+    "random_bytes",
+    "ss_init_pull",
+    "ss_init_push",
+    "ss_pull",
+    "ss_push",
+    "unpad",
+    "x25519",
+    "x25519_base",
+]
