@@ -1,0 +1,54 @@
+"""Stable error codes and WebSocket close codes. Never renumber or rename: clients match on them."""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Codes carried in ``Error.code`` (WebSocket) and in HTTP error bodies."""
+
+    # Malformed input
+    BAD_FRAME = "bad_frame"  # not msgpack, or not a known frame type
+    UNKNOWN_OP = "unknown_op"  # Request.op names an operation the server does not know
+    INVALID = "invalid"  # a field is missing, of the wrong type, or out of range
+    TOO_LARGE = "too_large"  # a payload exceeds its announced limit
+    BAD_ENVELOPE = "bad_envelope"  # not a well-formed IMv1 GroupMessage
+    WRONG_CONVERSATION = "wrong_conversation"  # envelope group_id differs from conversation_id
+    UNSUPPORTED_VERSION = "unsupported_version"
+    # Authorization
+    UNAUTHORIZED = "unauthorized"  # no valid session
+    DEVICE_REVOKED = "device_revoked"
+    NOT_MEMBER = "not_member"  # caller is not a member of that conversation (no data leaks)
+    FORBIDDEN = "forbidden"  # a member, but the role does not allow it
+    # State
+    NOT_FOUND = "not_found"
+    UNKNOWN_USER = "unknown_user"
+    UNKNOWN_DEVICE = "unknown_device"
+    ALREADY_MEMBER = "already_member"
+    CONFLICT = "conflict"
+    DISBANDED = "disbanded"
+    RATE_LIMITED = "rate_limited"
+    # Accounts (HTTP)
+    USERNAME_TAKEN = "username_taken"
+    WEAK_PASSWORD = "weak_password"
+    BAD_CREDENTIALS = "bad_credentials"
+    # Server
+    INTERNAL = "internal"
+    UNAVAILABLE = "unavailable"
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the server uses."""
+
+    NORMAL = 1000  # after a Bye from either side
+    GOING_AWAY = 1001  # server shutting down; reconnect with backoff
+    MESSAGE_TOO_BIG = 1009  # a frame above MAX_FRAME_BYTES
+    INTERNAL_ERROR = 1011
+    PROTOCOL_ERROR = 4000  # first frame was not a valid Hello
+    UNAUTHORIZED = 4001  # Hello token unknown, expired or logged out
+    DEVICE_REVOKED = 4003  # the device of this token was revoked
+    HELLO_TIMEOUT = 4008  # no Hello within HELLO_TIMEOUT_S
+    SLOW_CONSUMER = 4009  # the send queue overflowed; reconnect and resync by seq
+    UNSUPPORTED_VERSION = 4010  # Hello.v is not a protocol version this server speaks
+    IDLE_TIMEOUT = 4011  # no frame for 3 heartbeat intervals

@@ -1,0 +1,49 @@
+"""Protocol constants shared by server and clients.
+
+The server announces the limits it enforces in ``Welcome.limits``; these are the defaults.
+"""
+
+from __future__ import annotations
+
+PROTOCOL_VERSION = 1
+"""Bumped on any incompatible change of a frame; sent in ``Hello.v``."""
+
+HELLO_TIMEOUT_S = 10.0
+"""The first frame must be a ``Hello`` within this many seconds, else close 4008."""
+
+HEARTBEAT_S = 25.0
+"""Clients send ``Ping`` at least this often; the server closes idle sockets after 3x."""
+
+MAX_FRAME_BYTES = 256 * 1024
+"""Largest WebSocket message either side accepts; bigger frames close the socket with 1009."""
+
+MAX_ENVELOPE_BYTES = 96 * 1024
+"""Largest conversation envelope (IMv1 GroupMessage). Content above 64 KiB goes as attachment."""
+
+MAX_TO_DEVICE_BYTES = 64 * 1024
+"""Largest single to-device envelope."""
+
+MAX_TO_DEVICE_BATCH = 256
+"""Most to-device envelopes in one ``ToDeviceSend``."""
+
+MAX_META_BYTES = 4 * 1024
+"""Largest opaque (client-encrypted) group metadata blob."""
+
+MAX_GROUP_MEMBERS = 1000
+
+HISTORY_PAGE_MAX = 500
+"""Most conversation entries returned by one ``History`` request."""
+
+SYNC_EVENTS_MAX = 500
+SYNC_TO_DEVICE_MAX = 500
+SYNC_CONVERSATIONS_MAX = 1000
+"""Page bounds of one ``Sync`` reply."""
+
+SEND_QUEUE_MAX = 1024
+"""Frames queued to one connection before it counts as a slow consumer (close 4009)."""
+
+TO_DEVICE_TTL_S = 30 * 24 * 3600
+"""Undelivered to-device envelopes expire after 30 days (CRYPTO.md SERVER_QUEUE_TTL)."""
+
+CONVERSATION_ID_LEN = 16
+"""A conversation id is 16 random bytes (a UUID); it is the IMv1 group_id."""
