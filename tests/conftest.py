@@ -1,18 +1,26 @@
-"""Shared fixtures: the real server on a loopback port."""
+"""Shared fixtures: the real server on a loopback port.
+
+This file is also loaded when the shared-package tests run inside Pyodide, so it imports
+nothing beyond pytest at module level.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.server import ServerProcess
+if TYPE_CHECKING:
+    from tests.support.server import ServerProcess
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One real server for the whole session (tests use fresh users, so they don't collide)."""
+    from tests.support.server import ServerProcess
+
     srv = ServerProcess(tmp_path_factory.mktemp("srv") / "data")
     srv.start()
     yield srv
@@ -22,6 +30,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture
 def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A private server for tests that kill or restart it."""
+    from tests.support.server import ServerProcess
+
     srv = ServerProcess(tmp_path / "data")
     srv.start()
     yield srv
