@@ -23,8 +23,7 @@ if (!args.some((a) => !a.startsWith("-"))) {
   }
   args = [...args, ...dirs];
 }
-// The mounted tree is the real repo: no pytest cache writes there; hypothesis keeps no
-// example database (and no deadline: wasm is slower and start-up jitter is large).
+// The mounted tree is the real repo: no pytest cache writes there.
 args = ["-p", "no:cacheprovider", ...args];
 
 const pyodide = await boot({
@@ -33,18 +32,26 @@ const pyodide = await boot({
 });
 const bootSeconds = ((performance.now() - t0) / 1000).toFixed(1);
 
+// A tiny plugin in Pyodide's in-memory FS: hypothesis keeps no example database (the mounted
+// tree is the real repo) and has no deadline (wasm is slower, start-up jitter is large).
+pyodide.FS.mkdirTree("/tmp/parley_plugins");
+pyodide.FS.writeFile("/tmp/parley_plugins/parley_pyodide_plugin.py", `
+def pytest_configure(config):
+    try:
+        import hypothesis
+    except ImportError:
+        return
+    hypothesis.settings.register_profile(
+        "parley-pyodide", database=None, deadline=None, print_blob=False
+    )
+    hypothesis.settings.load_profile("parley-pyodide")
+`);
+args = ["-p", "parley_pyodide_plugin", ...args];
+
 pyodide.globals.set("PYTEST_ARGS", pyodide.toPy(args));
 const code = await pyodide.runPythonAsync(`
 import sys
-try:
-    import hypothesis
-except ImportError:
-    pass
-else:
-    hypothesis.settings.register_profile(
-        "pyodide", database=None, deadline=None, print_blob=False
-    )
-    hypothesis.settings.load_profile("pyodide")
+sys.path.insert(0, "/tmp/parley_plugins")
 import pytest
 print(f"pyodide {sys.version.split()[0]} on {sys.platform}; pytest {' '.join(PYTEST_ARGS)}",
       flush=True)
