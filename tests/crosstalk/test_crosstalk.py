@@ -83,14 +83,6 @@ def remote(request: pytest.FixtureRequest) -> Iterator[tuple[str, Remote]]:
         r.close()
 
 
-def m(text: str) -> str:
-    return text.encode().hex()
-
-
-def txt(hexstr: str) -> str:
-    return bytes.fromhex(hexstr).decode()
-
-
 def flip(hexstr: str, index: int) -> str:
     b = bytearray(bytes.fromhex(hexstr))
     b[index] ^= 0x01
@@ -100,77 +92,91 @@ def flip(hexstr: str, index: int) -> str:
 def test_conversation_across_runtimes(remote: tuple[str, Remote]) -> None:
     kind, bob = remote
     alice = Peer()  # this process: CPython, PyNaCl
-    hello = bob.call("hello")
+    assert alice.op_hello("alice")["backend"] == "pynacl"
+    hello = bob.call("hello", user_id="bob")
     assert hello["backend"] == EXPECTED_BACKEND[kind]
-    assert alice.op_hello()["backend"] == "pynacl"
 
-    # --- X3DH, CPython initiates ---------------------------------------------------------
-    pkm = alice.op_initiate("ab", bob.call("bundle"), m("hi bob, from CPython"))
-    assert txt(bob.call("accept", session="ab", msg=pkm)) == "hi bob, from CPython"
+    # --- bundle checks + X3DH, CPython initiates ------------------------------------------
+    pkm = alice.op_initiate("ab", "bob", bob.call("bundle"), "hi bob, from CPython")
+    assert bob.call("accept", session="ab", msg=pkm) == "hi bob, from CPython"
 
     # --- Double Ratchet, both directions, several DH-ratchet steps --------------------------
     for i in range(3):
-        r = bob.call("encrypt", session="ab", pt=m(f"bob->alice {i}"))
-        assert txt(alice.op_decrypt("ab", r)) == f"bob->alice {i}"
-        a = alice.op_encrypt("ab", m(f"alice->bob {i}"))
-        assert txt(bob.call("decrypt", session="ab", msg=a)) == f"alice->bob {i}"
+        r = bob.call("encrypt", session="ab", text=f"bob->alice {i} \u00e9\u263a")
+        assert alice.op_decrypt("ab", r) == f"bob->alice {i} \u00e9\u263a"
+        a = alice.op_encrypt("ab", f"alice->bob {i}")
+        assert bob.call("decrypt", session="ab", msg=a) == f"alice->bob {i}"
 
     # out of order (skipped message keys) in both directions, across a ratchet step
-    a1, a2, a3 = (alice.op_encrypt("ab", m(f"a{i}")) for i in (1, 2, 3))
-    assert txt(bob.call("decrypt", session="ab", msg=a3)) == "a3"
-    b1, b2 = (bob.call("encrypt", session="ab", pt=m(f"b{i}")) for i in (1, 2))
-    assert txt(alice.op_decrypt("ab", b2)) == "b2"
-    assert txt(bob.call("decrypt", session="ab", msg=a1)) == "a1"
-    assert txt(alice.op_decrypt("ab", b1)) == "b1"
-    assert txt(bob.call("decrypt", session="ab", msg=a2)) == "a2"
+    a1, a2, a3 = (alice.op_encrypt("ab", f"a{i}") for i in (1, 2, 3))
+    assert bob.call("decrypt", session="ab", msg=a3) == "a3"
+    b1, b2 = (bob.call("encrypt", session="ab", text=f"b{i}") for i in (1, 2))
+    assert alice.op_decrypt("ab", b2) == "b2"
+    assert bob.call("decrypt", session="ab", msg=a1) == "a1"
+    assert alice.op_decrypt("ab", b1) == "b1"
+    assert bob.call("decrypt", session="ab", msg=a2) == "a2"
 
-    # replays and tampering are refused on both sides, and the sessions still work after
+    # replays and tampering are refused on both sides, and the sessions still work after.
+    # (a2's chain is still Bob's current receiving chain: a replay from an OLDER chain is
+    # reported as DecryptionFailed by ratchet.decrypt, in both runtimes alike.)
     with pytest.raises(RemoteError, match="DuplicateMessage"):
         bob.call("decrypt", session="ab", msg=a2)
-    t = alice.op_encrypt("ab", m("tampered"))
+    t = alice.op_encrypt("ab", "tampered")
     with pytest.raises(RemoteError, match="DecryptionFailed"):
-        bob.call("decrypt", session="ab", msg=flip(t, len(t) // 2 - 1))
-    assert txt(bob.call("decrypt", session="ab", msg=t)) == "tampered"
-    t = bob.call("encrypt", session="ab", pt=m("tampered too"))
+        bob.call("decrypt", session="ab", msg=flip(t, 60))
+    assert bob.call("decrypt", session="ab", msg=t) == "tampered"
+    t = bob.call("encrypt", session="ab", text="tampered too")
     with pytest.raises(DecryptionFailed):
         alice.op_decrypt("ab", flip(t, 60))
-    assert txt(alice.op_decrypt("ab", t)) == "tampered too"
+    assert alice.op_decrypt("ab", t) == "tampered too"
 
-    # --- X3DH, the other runtime initiates ------------------------------------------------
-    pkm = bob.call("initiate", session="ba", bundle=alice.op_bundle(), pt=m("hi alice"))
-    assert txt(alice.op_accept("ba", pkm)) == "hi alice"
-    a = alice.op_encrypt("ba", m("hi back"))
-    assert txt(bob.call("decrypt", session="ba", msg=a)) == "hi back"
-    r = bob.call("encrypt", session="ba", pt=m("second"))
-    assert txt(alice.op_decrypt("ba", r)) == "second"
+    # a long message (several pad blocks)
+    long_text = "x" * 5000
+    assert bob.call("decrypt", session="ab", msg=alice.op_encrypt("ab", long_text)) == long_text
+
+    # --- bundle checks + X3DH, the other runtime initiates --------------------------------
+    pkm = bob.call("initiate", session="ba", user_id="alice", bundle_json=alice.op_bundle(),
+                   text="hi alice")  # fmt: skip
+    assert alice.op_accept("ba", pkm) == "hi alice"
+    assert bob.call("decrypt", session="ba", msg=alice.op_encrypt("ba", "hi back")) == "hi back"
+    assert alice.op_decrypt("ba", bob.call("encrypt", session="ba", text="two")) == "two"
 
     # --- Sender Keys: SKDMs over the pairwise session, group messages both ways ----------
     assert bob.call("sk_install", group=GROUP, session="ab", msg=alice.op_sk_create(GROUP, "ab"))
     assert alice.op_sk_install(GROUP, "ab", bob.call("sk_create", group=GROUP, session="ab"))
 
     for i in range(3):
-        g = alice.op_sk_encrypt(GROUP, m(f"group from CPython {i}"))
-        assert txt(bob.call("sk_decrypt", group=GROUP, session="ab", msg=g)) == (
-            f"group from CPython {i}"
-        )
-        g = bob.call("sk_encrypt", group=GROUP, pt=m(f"group from {kind} {i}"))
-        assert txt(alice.op_sk_decrypt(GROUP, "ab", g)) == f"group from {kind} {i}"
+        g = alice.op_sk_encrypt(GROUP, f"group from CPython {i}")
+        got = bob.call("sk_decrypt", group=GROUP, session="ab", msg=g)
+        assert got == f"group from CPython {i}"
+        g = bob.call("sk_encrypt", group=GROUP, text=f"group from {kind} {i}")
+        assert alice.op_sk_decrypt(GROUP, "ab", g) == f"group from {kind} {i}"
 
     # out of order (skipped iterations) both ways
-    g1, g2, g3 = (alice.op_sk_encrypt(GROUP, m(f"g{i}")) for i in (1, 2, 3))
-    assert txt(bob.call("sk_decrypt", group=GROUP, session="ab", msg=g3)) == "g3"
-    assert txt(bob.call("sk_decrypt", group=GROUP, session="ab", msg=g1)) == "g1"
-    assert txt(bob.call("sk_decrypt", group=GROUP, session="ab", msg=g2)) == "g2"
-    h1, h2 = (bob.call("sk_encrypt", group=GROUP, pt=m(f"h{i}")) for i in (1, 2))
-    assert txt(alice.op_sk_decrypt(GROUP, "ab", h2)) == "h2"
-    assert txt(alice.op_sk_decrypt(GROUP, "ab", h1)) == "h1"
+    g1, g2, g3 = (alice.op_sk_encrypt(GROUP, f"g{i}") for i in (1, 2, 3))
+    assert bob.call("sk_decrypt", group=GROUP, session="ab", msg=g3) == "g3"
+    assert bob.call("sk_decrypt", group=GROUP, session="ab", msg=g1) == "g1"
+    assert bob.call("sk_decrypt", group=GROUP, session="ab", msg=g2) == "g2"
+    h1, h2 = (bob.call("sk_encrypt", group=GROUP, text=f"h{i}") for i in (1, 2))
+    assert alice.op_sk_decrypt(GROUP, "ab", h2) == "h2"
+    assert alice.op_sk_decrypt(GROUP, "ab", h1) == "h1"
 
-    # a forged group message (signature broken) is refused by both sides
-    g = alice.op_sk_encrypt(GROUP, m("forged"))
+    # a forged group message (broken signature) is refused by both sides
+    g = alice.op_sk_encrypt(GROUP, "forged")
     with pytest.raises(RemoteError, match="BadSignature"):
         bob.call("sk_decrypt", group=GROUP, session="ab", msg=flip(g, 45))
-    assert txt(bob.call("sk_decrypt", group=GROUP, session="ab", msg=g)) == "forged"
-    g = bob.call("sk_encrypt", group=GROUP, pt=m("forged too"))
+    assert bob.call("sk_decrypt", group=GROUP, session="ab", msg=g) == "forged"
+    g = bob.call("sk_encrypt", group=GROUP, text="forged too")
     with pytest.raises(BadSignature):
-        alice.op_sk_decrypt(GROUP, "ab", flip(g, len(g) // 2 - 1))
-    assert txt(alice.op_sk_decrypt(GROUP, "ab", g)) == "forged too"
+        alice.op_sk_decrypt(GROUP, "ab", flip(g, 45))
+    assert alice.op_sk_decrypt(GROUP, "ab", g) == "forged too"
+
+    # --- attachments (secretstream, several chunks) both ways -----------------------------
+    data = bytes(range(256)) * 600  # 153,600 B: 3 chunks of 64 KiB
+    att = alice.op_att_encrypt(data.hex())
+    assert bob.call("att_decrypt", **att) == data.hex()
+    att = bob.call("att_encrypt", data=data.hex())
+    assert alice.op_att_decrypt(**att) == data.hex()
+    att["blob"] = flip(att["blob"], 100)
+    with pytest.raises(RemoteError, match="DecryptionFailed"):
+        bob.call("att_decrypt", **att)
