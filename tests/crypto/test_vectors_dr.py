@@ -109,7 +109,7 @@ def test_double_ratchet_all_messages(vectors: dict[str, Any]) -> None:
         key, nonce = ratchet.message_key_material(mk)
         assert key == H(m["aead_key"]) and nonce == H(m["aead_nonce"])
         out = ratchet.encrypt(p.state, pt)
-        hdr, raw, ct = parse_dr_message(out)
+        _hdr, raw, ct = parse_dr_message(out)
         assert raw == H(m["header"])
         assert p.state.ad + raw == H(m["aead_ad"])
         assert ct == H(m["ciphertext"])

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-import nacl.bindings as _b  # type: ignore[import-untyped]
-import nacl.exceptions as _ex  # type: ignore[import-untyped]
+import nacl.bindings as _b
+import nacl.exceptions as _ex
 
 from parley.crypto.errors import CryptoError
 
@@ -161,7 +161,9 @@ def ss_init_push(key: bytes) -> tuple[object, bytes]:
 
 def ss_push(state: object, msg: bytes, tag: int) -> bytes:
     try:
-        return bytes(_b.crypto_secretstream_xchacha20poly1305_push(state, msg, None, tag))
+        return bytes(
+            _b.crypto_secretstream_xchacha20poly1305_push(cast(Any, state), msg, None, tag)
+        )
     except _Errors:
         raise CryptoError("secretstream push failed") from None
 
@@ -177,7 +179,7 @@ def ss_init_pull(header: bytes, key: bytes) -> object:
 
 def ss_pull(state: object, ct: bytes) -> tuple[bytes, int]:
     try:
-        msg, tag = _b.crypto_secretstream_xchacha20poly1305_pull(state, ct, None)
+        msg, tag = _b.crypto_secretstream_xchacha20poly1305_pull(cast(Any, state), ct, None)
     except _Errors:
         raise CryptoError("secretstream chunk failed to authenticate") from None
     return bytes(msg), int(tag)

@@ -7,8 +7,8 @@ import hashlib
 import msgspec
 
 from parley.crypto import backend
-from parley.crypto._secret import SecretStruct
-from parley.crypto.constants import ATT_CHUNK, ATT_KEY_LEN, ATT_SS_ABYTES, ATT_SS_HEADER, THUMB_MAX
+from parley.crypto._secret import FrozenSecretStruct
+from parley.crypto.constants import ATT_CHUNK, ATT_KEY_LEN, ATT_SS_ABYTES, ATT_SS_HEADER
 from parley.crypto.errors import CryptoError, DecryptionFailed, MalformedMessage
 from parley.crypto.kdf import ct_eq
 from parley.crypto.keys import Rng, rng_or_default
@@ -50,7 +50,7 @@ class AttachmentPointer(msgspec.Struct, frozen=True, omit_defaults=True):
         return f"AttachmentPointer(id={self.id!r}, size={self.size}, <key hidden>)"
 
 
-class EncryptedAttachment(SecretStruct, frozen=True):
+class EncryptedAttachment(FrozenSecretStruct, frozen=True):
     blob: bytes
     key: bytes
     digest: bytes

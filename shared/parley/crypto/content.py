@@ -24,7 +24,9 @@ from parley.crypto.constants import (
 from parley.crypto.errors import CryptoError, MalformedMessage
 
 
-class _Base(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=True, kw_only=True):
+class _Base(
+    msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=True, kw_only=True
+):
     id: str
     ts: int
     v: int = 1
@@ -91,7 +93,9 @@ class KeyFwd(_Base, tag="key_fwd"):
     skdm: str
 
 
-Content = Text | Att | Skdm | SkdmReq | Sync | Derr | Reset | GroupUpdate | Receipt | KeyReq | KeyFwd
+Content = (
+    Text | Att | Skdm | SkdmReq | Sync | Derr | Reset | GroupUpdate | Receipt | KeyReq | KeyFwd
+)
 
 PAIRWISE_ONLY = (Skdm, SkdmReq, Sync, Derr, Reset, KeyReq, KeyFwd)
 
@@ -161,7 +165,7 @@ def decode(padded: bytes, *, group: bool) -> Content:
     if len(raw) > MAX_CONTENT_LEN:
         raise MalformedMessage("content too large")
     try:
-        c = _decoder.decode(raw)
+        c: Content = _decoder.decode(raw)
     except msgspec.ValidationError as e:
         raise MalformedMessage(f"invalid content: {e}") from None
     except msgspec.DecodeError:

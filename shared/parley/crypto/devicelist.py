@@ -148,3 +148,18 @@ def accept(
     if not newer and stored is not None:
         return dl, stored
     return dl, StoredDeviceList(user_id=user_id, version=dl.version, data=data, sig=sig)
+
+
+def with_device(dl: DeviceList, device_id: int, ik_pub: bytes, now_ms: int) -> DeviceList:
+    """Next version of ``dl`` including (device_id, ik_pub) (device linking, §3.5 step 3)."""
+    devs = [d for d in dl.devices if d.device_id != device_id] + [Device(device_id, ik_pub)]
+    devs.sort(key=lambda d: d.device_id)
+    if len(devs) > MAX_DEVICES:
+        raise MalformedMessage("too many devices")
+    return DeviceList(dl.user_id, dl.version + 1, now_ms, tuple(devs))
+
+
+def without_device(dl: DeviceList, device_id: int, now_ms: int) -> DeviceList:
+    """Next version of ``dl`` without ``device_id`` (device removal)."""
+    devs = tuple(d for d in dl.devices if d.device_id != device_id)
+    return DeviceList(dl.user_id, dl.version + 1, now_ms, devs)

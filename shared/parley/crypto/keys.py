@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from parley.crypto import backend
-from parley.crypto._secret import SecretStruct
+from parley.crypto._secret import FrozenSecretStruct
 from parley.crypto.constants import KT_ED25519, KT_X25519
 from parley.crypto.errors import MalformedMessage
 
@@ -34,7 +34,7 @@ def _check_len(b: bytes, n: int, what: str) -> None:
         raise MalformedMessage(f"{what} must be {n} bytes")
 
 
-class X25519KeyPair(SecretStruct, frozen=True):
+class X25519KeyPair(FrozenSecretStruct, frozen=True):
     priv: bytes
     pub: bytes
 
@@ -50,7 +50,7 @@ class X25519KeyPair(SecretStruct, frozen=True):
         return cls.from_priv(rng_or_default(rng)(32))
 
 
-class Ed25519KeyPair(SecretStruct, frozen=True):
+class Ed25519KeyPair(FrozenSecretStruct, frozen=True):
     """Ed25519 key pair kept as its 32-byte seed plus the derived pk / sk64."""
 
     seed: bytes
@@ -88,7 +88,7 @@ def verify(sig: bytes, msg: bytes, pk: bytes) -> bool:
     return backend.ed25519_verify(sig, msg, pk)
 
 
-class SignedPreKey(SecretStruct, frozen=True):
+class SignedPreKey(FrozenSecretStruct, frozen=True):
     id: int
     priv: bytes
     pub: bytes
@@ -115,7 +115,7 @@ def verify_spk(ik_pub: bytes, spk_pub: bytes, sig: bytes) -> bool:
     return len(spk_pub) == 32 and backend.ed25519_verify(sig, enc_x(spk_pub), ik_pub)
 
 
-class OneTimePreKey(SecretStruct, frozen=True):
+class OneTimePreKey(FrozenSecretStruct, frozen=True):
     id: int
     priv: bytes
     pub: bytes

@@ -13,7 +13,7 @@ import time
 import msgspec
 
 from parley.crypto import backend
-from parley.crypto._secret import SecretStruct
+from parley.crypto._secret import FrozenSecretStruct, SecretStruct
 from parley.crypto.constants import (
     CK_MSG,
     CK_NEXT,
@@ -37,7 +37,7 @@ from parley.crypto.keys import Rng, X25519KeyPair
 from parley.crypto.wire import encode_header, parse_dr_message
 
 
-class SkippedKey(SecretStruct, frozen=True):
+class SkippedKey(FrozenSecretStruct, frozen=True):
     mk: bytes
     stored_at: int
 

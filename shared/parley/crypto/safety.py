@@ -88,7 +88,9 @@ class Observation(enum.Enum):
     CHANGED = "changed"  # show "safety number changed" in every chat with that user
 
 
-def observe(entry: TrustEntry | None, user_id: str, aik_pub: bytes, *, strict: bool = False) -> tuple[TrustEntry, Observation]:
+def observe(
+    entry: TrustEntry | None, user_id: str, aik_pub: bytes, *, strict: bool = False
+) -> tuple[TrustEntry, Observation]:
     """Feed an AIK seen for ``user_id`` (e.g. in a bundle). Returns the new entry.
 
     Does not mutate ``entry``. On CHANGED the caller inserts the notice in every chat and

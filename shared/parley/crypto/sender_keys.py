@@ -16,7 +16,7 @@ import time
 import msgspec
 
 from parley.crypto import backend
-from parley.crypto._secret import SecretStruct
+from parley.crypto._secret import FrozenSecretStruct, SecretStruct
 from parley.crypto.constants import (
     CK_MSG,
     CK_NEXT,
@@ -49,7 +49,6 @@ from parley.crypto.errors import (
 from parley.crypto.kdf import hkdf
 from parley.crypto.keys import Ed25519KeyPair, Rng, rng_or_default
 from parley.crypto.wire import parse_group_header
-
 
 _GH = struct.Struct(">B16s16sII")
 _SKDM = struct.Struct(">B16s16sII32s32s")
@@ -171,7 +170,7 @@ def encrypt(out: OutboundSenderKey, plaintext: bytes, *, now: int | None = None)
     return body + sig
 
 
-class SKDM(SecretStruct, frozen=True):
+class SKDM(FrozenSecretStruct, frozen=True):
     group_id: bytes
     distribution_id: bytes
     chain_id: int
@@ -231,9 +230,7 @@ class InboundSenderKey(SecretStruct):
         ck = self.first_ck
         for _ in range(iteration - self.first_iteration):
             ck = next_chain_key(ck)
-        return SKDM(
-            self.group_id, self.distribution_id, self.chain_id, iteration, ck, self.ssk_pub
-        )
+        return SKDM(self.group_id, self.distribution_id, self.chain_id, iteration, ck, self.ssk_pub)
 
 
 class SenderKeyRecord(SecretStruct):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from parley.crypto import backend
-from parley.crypto._secret import SecretStruct
+from parley.crypto._secret import FrozenSecretStruct
 from parley.crypto.constants import X3DH_F, X3DH_INFO, X3DH_SALT, X3DH_SK_LEN
 from parley.crypto.kdf import hkdf
 from parley.crypto.keys import Ed25519KeyPair, Rng, X25519KeyPair, enc_ed
 
 
-class X3DHResult(SecretStruct, frozen=True):
+class X3DHResult(FrozenSecretStruct, frozen=True):
     sk: bytes
     ad: bytes
     ek_pub: bytes
