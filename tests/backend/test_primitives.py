@@ -287,3 +287,18 @@ def test_pwhash_argon2id_min_known_answer() -> None:
     assert out == PWHASH_MIN_KAT
     with pytest.raises(CryptoError):
         backend.pwhash_argon2id(32, b"pw", b"short salt", 1, 8192)
+
+
+# Cross-runtime known answer, computed ONCE with PyNaCl 1.6.2 on CPython:
+#   crypto_pwhash_alg(32, b"pw", bytes(16), crypto_pwhash_argon2id_OPSLIMIT_MODERATE,
+#       crypto_pwhash_argon2id_MEMLIMIT_MODERATE, crypto_pwhash_ALG_ARGON2ID13)
+PWHASH_MODERATE_KAT = h("3777d9a67f04bac5dc2fb9b1f8638fd454b8539b62ecd6871214d2991d35cf75")
+
+
+def test_pwhash_argon2id_moderate_known_answer() -> None:
+    """The §13 passphrase setting (256 MiB): libsodium.js's wasm heap must grow to it.
+    About 0.4 s on CPython, 1 s in Pyodide on Node."""
+    out = backend.pwhash_argon2id(
+        32, b"pw", bytes(16), backend.PWHASH_OPSLIMIT_MODERATE, backend.PWHASH_MEMLIMIT_MODERATE
+    )
+    assert out == PWHASH_MODERATE_KAT
