@@ -1,0 +1,147 @@
+"""The SQLite schema of the store, and its migrations.
+
+``PRAGMA user_version`` holds the schema version. ``migrate`` brings a database of any older
+version up to ``SCHEMA_VERSION`` one step at a time; a database newer than this code is refused
+rather than guessed at. Every per-stream counter lives in a row of its owner (conversation
+``last_seq``, user ``last_event_seq`` and ``last_device_id``, device ``td_last_seq``) so a seq is
+assigned in the same transaction as the row it numbers and never goes backwards, even after the
+numbered rows are deleted.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+
+_V1 = """
+CREATE TABLE users (
+    user_id        TEXT PRIMARY KEY,
+    username       TEXT NOT NULL UNIQUE,
+    password_hash  BLOB NOT NULL,
+    created        INTEGER NOT NULL,
+    last_device_id INTEGER NOT NULL DEFAULT 0,  -- device ids are never reused
+    last_event_seq INTEGER NOT NULL DEFAULT 0   -- per-user event timeline counter
+) WITHOUT ROWID;
+
+CREATE TABLE devices (
+    user_id     TEXT NOT NULL REFERENCES users(user_id),
+    device_id   INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    revoked     INTEGER NOT NULL DEFAULT 0,
+    td_last_seq INTEGER NOT NULL DEFAULT 0,  -- to-device counter: survives acks and expiry
+    PRIMARY KEY (user_id, device_id)
+) WITHOUT ROWID;
+
+CREATE TABLE sessions (
+    token_hash BLOB PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    device_id  INTEGER NOT NULL,
+    revoked    INTEGER NOT NULL DEFAULT 0,
+    FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id)
+) WITHOUT ROWID;
+CREATE INDEX sessions_by_device ON sessions(user_id, device_id);
+
+CREATE TABLE conversations (
+    conversation_id BLOB PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    created_ts      INTEGER NOT NULL,
+    last_seq        INTEGER NOT NULL DEFAULT 0,
+    last_ts         INTEGER NOT NULL,
+    meta            BLOB NOT NULL DEFAULT x'',
+    disbanded       INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+-- the unordered pair {a, b} stored ordered (user_lo <= user_hi): one direct conversation each
+CREATE TABLE direct_pairs (
+    user_lo         TEXT NOT NULL,
+    user_hi         TEXT NOT NULL,
+    conversation_id BLOB NOT NULL UNIQUE REFERENCES conversations(conversation_id),
+    PRIMARY KEY (user_lo, user_hi)
+) WITHOUT ROWID;
+
+CREATE TABLE members (
+    conversation_id BLOB NOT NULL REFERENCES conversations(conversation_id),
+    user_id         TEXT NOT NULL REFERENCES users(user_id),
+    role            TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, user_id)
+) WITHOUT ROWID;
+-- conversation_states / list_conversations: a user's conversations in id order
+CREATE INDEX members_by_user ON members(user_id, conversation_id);
+
+CREATE TABLE entries (
+    conversation_id BLOB NOT NULL REFERENCES conversations(conversation_id),
+    seq             INTEGER NOT NULL,
+    ts              INTEGER NOT NULL,
+    sender          TEXT NOT NULL,
+    sender_device   INTEGER,            -- NULL for server-authored entries
+    body            BLOB NOT NULL,      -- msgpack of the EntryBody union, opaque
+    PRIMARY KEY (conversation_id, seq)
+) WITHOUT ROWID;
+
+-- append idempotency: a retried (sender, device, client_msg_id) resolves to the original entry
+CREATE TABLE idempotency (
+    sender          TEXT NOT NULL,
+    sender_device   INTEGER NOT NULL,
+    client_msg_id   TEXT NOT NULL,
+    conversation_id BLOB NOT NULL,
+    seq             INTEGER NOT NULL,
+    created         INTEGER NOT NULL,
+    PRIMARY KEY (sender, sender_device, client_msg_id)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_by_age ON idempotency(created);
+
+CREATE TABLE user_events (
+    user_id TEXT NOT NULL REFERENCES users(user_id),
+    seq     INTEGER NOT NULL,
+    ts      INTEGER NOT NULL,
+    body    BLOB NOT NULL,              -- msgpack of the EventBody union
+    PRIMARY KEY (user_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE to_device (
+    user_id       TEXT NOT NULL,
+    device_id     INTEGER NOT NULL,
+    seq           INTEGER NOT NULL,
+    ts            INTEGER NOT NULL,
+    sender        TEXT NOT NULL,
+    sender_device INTEGER NOT NULL,
+    body          BLOB NOT NULL,        -- pairwise-encrypted envelope, opaque
+    PRIMARY KEY (user_id, device_id, seq),
+    FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id)
+) WITHOUT ROWID;
+CREATE INDEX to_device_by_age ON to_device(ts);
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _V1}
+"""Script that takes the schema from version ``n - 1`` to ``n``."""
+
+
+class SchemaTooNew(Exception):
+    """The database was written by a newer Parley; refuse rather than corrupt it."""
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to ``SCHEMA_VERSION`` in one transaction; returns the old version.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``).
+    """
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(f"database schema {version} > supported {SCHEMA_VERSION}")
+    if version == SCHEMA_VERSION:
+        return int(version)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[step].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return int(version)

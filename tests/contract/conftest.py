@@ -1,0 +1,69 @@
+"""The ``store`` fixture, parametrized over every Store engine.
+
+Adding an engine is one more entry in ``ENGINES``: a factory that, given the test's tmp_path,
+returns a function making a fresh (unopened) engine instance on the same backing storage, so
+durability tests can close one instance and reopen another on the same data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from parley_server.store.base import Store
+from parley_server.store.sqlite import SqliteStore
+
+StoreFactory = Callable[[], Store]
+
+OP_TIMEOUT_S = 30.0
+"""Every store call in the contract tests is bounded: a hung writer fails the test."""
+
+
+class _Bounded:
+    """Wraps an engine so that every coroutine method times out instead of hanging."""
+
+    def __init__(self, inner: Store) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not asyncio.iscoroutinefunction(attr):
+            return attr
+
+        @functools.wraps(attr)
+        async def bounded(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.wait_for(cast(Awaitable[Any], attr(*args, **kwargs)), OP_TIMEOUT_S)
+
+        return bounded
+
+
+def bounded(make: Callable[[], Store]) -> StoreFactory:
+    return lambda: cast(Store, _Bounded(make()))
+
+
+def _sqlite(tmp_path: Path) -> StoreFactory:
+    return lambda: SqliteStore(tmp_path / "parley.db")
+
+
+ENGINES: dict[str, Callable[[Path], StoreFactory]] = {"sqlite": _sqlite}
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """Makes unopened engine instances that all share this test's backing storage."""
+    return bounded(ENGINES[request.param](tmp_path))
+
+
+@pytest.fixture
+async def store(make_store: StoreFactory) -> AsyncIterator[Store]:
+    s = make_store()
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
