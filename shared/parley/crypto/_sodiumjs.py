@@ -17,6 +17,7 @@ as ``_nacl``, so both backends behave alike.
 
 from __future__ import annotations
 
+from os import urandom as _urandom
 from typing import Any, cast
 
 import sodium  # type: ignore[import-not-found]
@@ -40,7 +41,6 @@ SS_TAG_MESSAGE: int = int(_S.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
 SS_TAG_FINAL: int = int(_S.crypto_secretstream_xchacha20poly1305_TAG_FINAL)
 
 # JS functions, looked up once (each attribute access on a JsProxy is a crossing).
-_randombytes_buf: Any = _S.randombytes_buf
 _scalarmult: Any = _S.crypto_scalarmult
 _scalarmult_base: Any = _S.crypto_scalarmult_base
 _sign_seed_keypair: Any = _S.crypto_sign_seed_keypair
@@ -79,7 +79,14 @@ def _b(u8: Any) -> bytes:
 
 
 def random_bytes(n: int) -> bytes:
-    return _b(_randombytes_buf(n))
+    """CSPRNG bytes from the same source libsodium.js uses: in Pyodide ``os.urandom`` is
+    Emscripten's ``getentropy`` = ``crypto.getRandomValues`` (browser) or
+    ``crypto.randomFillSync`` (Node). It does not cross the FFI per call and is much faster
+    than libsodium.js's ``randombytes_buf`` (which asks for 4 bytes at a time: about 84 us
+    for 32 B, 2.5 ms for 1 KiB, against 3 us and 8 us)."""
+    if n < 0:
+        raise CryptoError("negative length")
+    return _urandom(n)
 
 
 def x25519(priv: bytes, pub: bytes) -> bytes:
