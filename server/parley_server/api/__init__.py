@@ -1,0 +1,1 @@
+"""HTTP API (Litestar): accounts, sessions, devices, user lookup, health."""

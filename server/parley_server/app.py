@@ -1,0 +1,82 @@
+"""Builds the Litestar application: store, broker, services, HTTP routes and the /ws gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+
+from parley_server.api.accounts import AccountController
+from parley_server.api.errors import EXCEPTION_HANDLERS
+from parley_server.api.health import healthz
+from parley_server.config import Settings
+from parley_server.fanout.base import Broker
+from parley_server.fanout.local import LocalBroker
+from parley_server.gateway.endpoint import make_ws_handler
+from parley_server.gateway.hub import Hub
+from parley_server.logging import get_logger
+from parley_server.service.context import Services
+from parley_server.service.dispatch import App
+from parley_server.store.base import Store
+
+log = get_logger("parley.app")
+
+
+def default_store(settings: Settings) -> Store:
+    from parley_server.store.sqlite import SqliteStore
+
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    return SqliteStore(settings.data_path / "parley.db")
+
+
+async def _expire_loop(app: App) -> None:
+    every = app.services.settings.to_device_expire_every_s
+    while True:
+        try:
+            n = await app.to_device.expire()
+            if n:
+                log.info("to_device_expired", count=n)
+        except Exception:
+            log.exception("to_device_expire_failed")
+        await asyncio.sleep(every)
+
+
+def create_app(
+    settings: Settings,
+    store: Store | None = None,
+    broker: Broker | None = None,
+    hub: Hub | None = None,
+) -> Litestar:
+    store = store or default_store(settings)
+    broker = broker or LocalBroker()
+    hub = hub or Hub()
+    parley = App(Services(store=store, broker=broker, settings=settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await store.open()
+        await broker.start()
+        expiry = asyncio.create_task(_expire_loop(parley))
+        log.info("started", data_dir=str(settings.data_path.resolve()))
+        try:
+            yield
+        finally:
+            await hub.shutdown(settings.shutdown_grace_s)
+            expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await expiry
+            await broker.stop()
+            await store.close()
+            log.info("stopped")
+
+    return Litestar(
+        route_handlers=[healthz, AccountController, make_ws_handler(parley, hub)],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(title="Parley", version="1", path="/schema"),
+        state=State({"parley": parley, "hub": hub}),
+    )

@@ -1,0 +1,91 @@
+"""Server settings: one msgspec Struct, defaults from the protocol limits, ``PARLEY_*`` overrides.
+
+Precedence: explicit CLI options > ``PARLEY_<FIELD>`` environment variables > defaults. The
+limits a client must know are announced in ``Welcome.limits``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from parley.protocol import limits
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "./parley-data"
+    log_level: str = "info"
+    log_json: bool = False
+    """One JSON object per log line (for log shippers) instead of key=value text."""
+
+    # --- WebSocket session -----------------------------------------------------------------
+    hello_timeout_s: float = limits.HELLO_TIMEOUT_S
+    heartbeat_s: float = limits.HEARTBEAT_S
+    send_queue_max: int = limits.SEND_QUEUE_MAX
+    shutdown_grace_s: float = 2.0
+    """How long a clean shutdown waits for sockets to take their Bye before closing the store."""
+
+    # --- limits ----------------------------------------------------------------------------
+    max_frame_bytes: int = limits.MAX_FRAME_BYTES
+    max_envelope_bytes: int = limits.MAX_ENVELOPE_BYTES
+    max_to_device_bytes: int = limits.MAX_TO_DEVICE_BYTES
+    max_to_device_batch: int = limits.MAX_TO_DEVICE_BATCH
+    max_meta_bytes: int = limits.MAX_META_BYTES
+    max_group_members: int = limits.MAX_GROUP_MEMBERS
+    history_page_max: int = limits.HISTORY_PAGE_MAX
+    sync_events_max: int = limits.SYNC_EVENTS_MAX
+    sync_to_device_max: int = limits.SYNC_TO_DEVICE_MAX
+    sync_conversations_max: int = limits.SYNC_CONVERSATIONS_MAX
+    to_device_ttl_s: float = limits.TO_DEVICE_TTL_S
+    to_device_expire_every_s: float = 3600.0
+
+    # --- accounts --------------------------------------------------------------------------
+    login_account_limit: int = 10
+    """Failed logins per account per window before 429."""
+    login_ip_limit: int = 100
+    """Failed logins per client IP per window before 429."""
+    login_window_s: float = 300.0
+    password_min_len: int = 10
+    argon2_opslimit: int = 2  # nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
+    argon2_memlimit: int = 64 * 1024 * 1024  # nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+
+    # --- policy ----------------------------------------------------------------------------
+    direct_open_to_all: bool = True
+    """Anyone may open a direct conversation with any user. When False only direct
+    conversations that already exist can be opened (contact requests will decide later)."""
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+
+ENV_PREFIX = "PARLEY_"
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, then ``PARLEY_*`` environment variables, then non-None ``overrides``."""
+    env = os.environ if environ is None else environ
+    fields = set(Settings.__struct_fields__)
+    raw: dict[str, Any] = {}
+    for key, value in env.items():
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX) :].lower()
+            if name in fields:
+                raw[name] = value
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            if key not in fields:
+                raise ValueError(f"unknown setting {key!r}")
+            raw[key] = value
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"invalid setting: {exc}") from None

@@ -1,0 +1,113 @@
+"""The ``/ws`` handler: accept, authenticate the first frame (Hello), then run the session.
+
+Low-level Litestar ``@websocket`` on purpose (SERVER.md): we own the receive loop, decode
+msgpack ourselves and keep our own bounded send queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+from litestar.handlers import WebsocketRouteHandler
+
+from parley.protocol.codec import FrameError, decode_client, encode
+from parley.protocol.errors import CloseCode, ErrorCode
+from parley.protocol.frames import Hello, Limits, Welcome
+from parley.protocol.limits import PROTOCOL_VERSION
+from parley_server.gateway.connection import Connection
+from parley_server.gateway.hub import Hub
+from parley_server.logging import get_logger
+from parley_server.service.context import Session, now_ms
+from parley_server.service.dispatch import App
+from parley_server.service.errors import ServiceError
+
+log = get_logger("parley.gateway")
+
+
+async def _close(socket: WebSocket[Any, Any, Any], code: int, reason: str) -> None:
+    log.info("ws_rejected", code=code, reason=reason)
+    with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
+        await socket.close(code, reason)
+
+
+async def _handshake(socket: WebSocket[Any, Any, Any], app: App) -> Session | None:
+    cfg = app.services.settings
+    try:
+        data = await asyncio.wait_for(socket.receive_bytes(), cfg.hello_timeout_s)
+    except TimeoutError:
+        await _close(socket, CloseCode.HELLO_TIMEOUT, "no hello in time")
+        return None
+    except WebSocketDisconnect:
+        return None
+    try:
+        hello = decode_client(data)
+    except FrameError:
+        hello = None
+    if not isinstance(hello, Hello):
+        await _close(socket, CloseCode.PROTOCOL_ERROR, "first frame must be a hello")
+        return None
+    if hello.v != PROTOCOL_VERSION:
+        await _close(socket, CloseCode.UNSUPPORTED_VERSION, f"server speaks v{PROTOCOL_VERSION}")
+        return None
+    try:
+        session = await app.accounts.authenticate(hello.token)
+    except ServiceError as exc:
+        code = (
+            CloseCode.DEVICE_REVOKED
+            if exc.code == ErrorCode.DEVICE_REVOKED
+            else CloseCode.UNAUTHORIZED
+        )
+        await _close(socket, code, exc.message)
+        return None
+    return session
+
+
+def make_ws_handler(app: App, hub: Hub) -> WebsocketRouteHandler:
+    cfg = app.services.settings
+    broker = app.services.broker
+
+    @websocket("/ws")
+    async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
+        if hub.closing:
+            await _close(socket, CloseCode.GOING_AWAY, "server shutting down")
+            return
+        await socket.accept()
+        session = await _handshake(socket, app)
+        if session is None:
+            return
+        conn = Connection(socket, app, session, cfg.send_queue_max, 3 * cfg.heartbeat_s)
+        welcome = Welcome(
+            user_id=session.user_id,
+            device_id=session.device_id,
+            server_time=now_ms(),
+            limits=Limits(
+                max_frame=cfg.max_frame_bytes,
+                max_envelope=cfg.max_envelope_bytes,
+                max_to_device=cfg.max_to_device_bytes,
+                history_page_max=cfg.history_page_max,
+                heartbeat_s=cfg.heartbeat_s,
+            ),
+        )
+        conn.deliver(encode(welcome))
+        hub.add(conn)
+        await broker.subscribe(session.user_id, session.device_id, conn)
+        await app.services.store.touch_device(session.user_id, session.device_id, now_ms())
+        log.info("ws_open", user_id=session.user_id, device_id=session.device_id)
+        code: int = CloseCode.NORMAL
+        try:
+            code = await conn.run()
+        finally:
+            await broker.unsubscribe(session.user_id, session.device_id, conn)
+            hub.discard(conn)
+            log.info(
+                "ws_close",
+                user_id=session.user_id,
+                device_id=session.device_id,
+                code=code or "peer",
+            )
+
+    return ws_endpoint

@@ -1,0 +1,29 @@
+"""What every service call needs: the caller's session and the shared components."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from parley_server.config import Settings
+from parley_server.fanout.base import Broker
+from parley_server.store.base import Store
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """The authenticated caller: taken from the token, never from a request body."""
+
+    user_id: str
+    device_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    store: Store
+    broker: Broker
+    settings: Settings

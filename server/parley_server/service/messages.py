@@ -1,0 +1,53 @@
+"""Conversation messages: durable, idempotent append then push; history ranges."""
+
+from __future__ import annotations
+
+from parley.protocol.envelope import EnvelopeError, check_group_message
+from parley.protocol.errors import ErrorCode
+from parley.protocol.ops import History, HistoryPage, Send, Sent
+from parley_server.fanout.base import Subscriber
+from parley_server.service.context import Services, Session, now_ms
+from parley_server.service.conversations import Conversations
+from parley_server.service.errors import ServiceError, not_member
+from parley_server.service.push import push_entry
+from parley_server.store.base import NotFound
+
+
+class Messages:
+    def __init__(self, services: Services, conversations: Conversations) -> None:
+        self.s = services
+        self.conversations = conversations
+
+    async def send(self, session: Session, op: Send, origin: Subscriber | None = None) -> Sent:
+        info = await self.conversations.member_info(session, op.conversation_id)
+        try:
+            check_group_message(op.envelope, op.conversation_id, self.s.settings.max_envelope_bytes)
+        except EnvelopeError as exc:
+            raise ServiceError(exc.code, exc.message) from None
+        if info.disbanded:
+            raise ServiceError(ErrorCode.DISBANDED, "the group was disbanded")
+        try:
+            result = await self.s.store.append_message(
+                op.conversation_id,
+                session.user_id,
+                session.device_id,
+                op.client_msg_id,
+                op.envelope,
+                now_ms(),
+            )
+        except NotFound:
+            raise not_member() from None
+        # The store returned: the entry is durable. Only now is it pushed (and acknowledged).
+        if not result.duplicate:
+            await push_entry(
+                self.s.broker, result.entry, (m.user_id for m in info.members), exclude=origin
+            )
+        return Sent(seq=result.entry.seq, ts=result.entry.ts, duplicate=result.duplicate)
+
+    async def history(self, session: Session, op: History) -> HistoryPage:
+        info = await self.conversations.member_info(session, op.conversation_id)
+        limit = min(op.limit, self.s.settings.history_page_max)
+        entries, more = await self.s.store.history(
+            op.conversation_id, op.after_seq, op.before_seq, limit
+        )
+        return HistoryPage(entries=entries, last_seq=info.last_seq, more=more)

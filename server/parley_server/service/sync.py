@@ -1,0 +1,47 @@
+"""Sync: what changed since the client's cursors, in bounded pages.
+
+The reply carries (1) user events after ``events_after``, (2) this device's to-device items
+after ``to_device_after``, (3) the states of conversations whose ``last_seq`` is past the
+client's cursor or that the client does not know, ordered by conversation id and paged with
+``conv_after``/``conv_next``. Messages themselves are pulled with History, lazily.
+"""
+
+from __future__ import annotations
+
+from parley.protocol.ops import ConvState, SyncReply, SyncRequest
+from parley_server.service.context import Services, Session, now_ms
+
+
+class Sync:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    async def sync(self, session: Session, op: SyncRequest) -> SyncReply:
+        cfg = self.s.settings
+        store = self.s.store
+        events = await store.events_after(session.user_id, op.events_after, cfg.sync_events_max + 1)
+        items = await store.to_device_after(
+            session.user_id, session.device_id, op.to_device_after, cfg.sync_to_device_max + 1
+        )
+        held = {c.conversation_id: c.seq for c in op.conversations}
+        changed: list[ConvState] = []
+        conv_next: bytes | None = None
+        for state in await store.conversation_states(session.user_id):
+            if op.conv_after is not None and state.conversation_id <= op.conv_after:
+                continue
+            cursor = held.get(state.conversation_id)
+            if cursor is not None and state.last_seq <= cursor:
+                continue
+            if len(changed) == cfg.sync_conversations_max:
+                conv_next = changed[-1].conversation_id
+                break
+            changed.append(state)
+        return SyncReply(
+            events=events[: cfg.sync_events_max],
+            events_more=len(events) > cfg.sync_events_max,
+            to_device=items[: cfg.sync_to_device_max],
+            to_device_more=len(items) > cfg.sync_to_device_max,
+            conversations=changed,
+            conv_next=conv_next,
+            server_time=now_ms(),
+        )
