@@ -67,7 +67,7 @@ def test_bit_flip_rejected_state_unchanged(data: st.DataObject) -> None:
     sk.decrypt(rec, sk.encrypt(out, b"warm up", now=NOW))
     msgs = [sk.encrypt(out, b"m%d" % i, now=NOW) for i in range(3)]
     sk.decrypt(rec, msgs[2])  # msgs 0 and 1 now come from the skipped store
-    target = data.draw(st.sampled_from(msgs[:2] + [sk.encrypt(out, b"next", now=NOW)]))
+    target = data.draw(st.sampled_from([*msgs[:2], sk.encrypt(out, b"next", now=NOW)]))
     region = data.draw(st.sampled_from(["header", "ct", "sig"]))
     lo, hi = {
         "header": (0, 41),
