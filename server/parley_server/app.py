@@ -22,6 +22,7 @@ from parley_server.logging import get_logger
 from parley_server.service.context import Services
 from parley_server.service.dispatch import App
 from parley_server.store.base import Store
+from parley_server.webassets import web_routes
 
 log = get_logger("parley.app")
 
@@ -74,7 +75,7 @@ def create_app(
             log.info("stopped")
 
     return Litestar(
-        route_handlers=[healthz, AccountController, make_ws_handler(parley, hub)],
+        route_handlers=[healthz, AccountController, make_ws_handler(parley, hub), *web_routes()],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(title="Parley", version="1", path="/schema"),
