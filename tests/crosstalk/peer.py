@@ -3,8 +3,8 @@
 The same class runs in both runtimes: the test (``test_crosstalk.py``, CPython) keeps one
 ``Peer`` in-process and drives the other one in Pyodide on Node (``peer.mjs``) over a pipe,
 one JSON object per line each way. Bytes travel as hex. Everything crypto goes through
-``parley.crypto`` (signed device list + bundle checks, X3DH, Double Ratchet, wire formats,
-content layer with padding, Sender Keys, attachments), so each ciphertext is made by one
+``parley.crypto`` (signed device list + bundle checks, Sesame-style session management over
+X3DH and the Double Ratchet, content layer with padding, Sender Keys, attachments), so each ciphertext is made by one
 backend (PyNaCl or libsodium.js) and opened by the other.
 
 Request: ``{"op": name, ...args}``; response: ``{"ok": result}`` or
@@ -25,13 +25,11 @@ from parley.crypto import (
     bundle,
     content,
     devicelist,
-    ratchet,
     sender_keys,
-    x3dh,
+    sessions,
 )
 from parley.crypto.b64 import b64d, b64e
-from parley.crypto.keys import Ed25519KeyPair, OneTimePreKey, SignedPreKey, X25519KeyPair
-from parley.crypto.wire import PreKeyMessage, parse_prekey_message
+from parley.crypto.keys import Ed25519KeyPair, OneTimePreKey, SignedPreKey
 
 h = bytes.fromhex
 DEVICE_ID = 1
@@ -58,9 +56,12 @@ class Peer:
         self.user_id = ""
         self.aik = Ed25519KeyPair.generate()
         self.ik = Ed25519KeyPair.generate()
-        self.spk = SignedPreKey.generate(self.ik, spk_id=1)
-        self.opks = {OPK_ID: OneTimePreKey.generate(OPK_ID)}
-        self.sessions: dict[str, ratchet.RatchetState] = {}
+        self.store = sessions.PreKeyStore()
+        self.store.add_spk(SignedPreKey.generate(self.ik, spk_id=1, now=_now()))
+        self.store.add_opks([OneTimePreKey.generate(i) for i in (OPK_ID, OPK_ID + 1)])
+        self.next_opk = OPK_ID
+        self.bundles: dict[str, bundle.VerifiedBundle] = {}
+        self.devs: dict[str, sessions.DeviceSessions] = {}
         self.outbound: dict[str, sender_keys.OutboundSenderKey] = {}
         self.inbound: dict[str, sender_keys.SenderKeyRecord] = {}
 
@@ -70,71 +71,75 @@ class Peer:
         return {"backend": backend.NAME, "platform": sys.platform}
 
     def op_bundle(self) -> str:
-        """This device's key bundle JSON (§3.4), with a device list signed by the AIK."""
+        """A key bundle JSON (§3.4) with a device list signed by the AIK; each call hands out
+        the next one-time prekey, as the server would."""
         dl = devicelist.DeviceList(
             self.user_id, 1, _now(), (devicelist.Device(DEVICE_ID, self.ik.pub),)
         )
         data, sig = devicelist.sign(dl, self.aik)
+        spk = self.store.spks[self.store.current_spk_id]
+        opk = self.store.opks[self.next_opk]
+        self.next_opk += 1
         return bundle.make_bundle(
             user_id=self.user_id, device_id=DEVICE_ID, aik_pub=self.aik.pub,
-            devlist_data=data, devlist_sig=sig, ik_pub=self.ik.pub, spk_id=self.spk.id,
-            spk_pub=self.spk.pub, spk_sig=self.spk.sig, opk=(OPK_ID, self.opks[OPK_ID].pub),
+            devlist_data=data, devlist_sig=sig, ik_pub=self.ik.pub, spk_id=spk.id,
+            spk_pub=spk.pub, spk_sig=spk.sig, opk=(opk.id, opk.pub),
         ).decode()  # fmt: skip
 
-    def op_initiate(self, session: str, user_id: str, bundle_json: str, text: str) -> str:
-        """Verify the bundle (TOFU), X3DH as initiator, first message -> PreKeyMessage."""
+    def op_learn(self, user_id: str, bundle_json: str) -> bool:
+        """Run the four bundle checks (TOFU) and set up the per-device session record."""
         vb = bundle.verify_bundle(
             bundle_json, user_id=user_id, device_id=DEVICE_ID, pinned_aik=None,
             stored_devlist=None,
         )  # fmt: skip
-        res = x3dh.initiate(self.ik, vb.ik_pub, vb.spk_pub, vb.opk_pub)
-        st = ratchet.init_alice(res.sk, res.ad, vb.spk_pub)
-        dr = ratchet.encrypt(st, _text(text))
-        self.sessions[session] = st
-        return PreKeyMessage(self.ik.pub, res.ek_pub, vb.spk_id, vb.opk_id, dr).encode().hex()
+        self.bundles[user_id] = vb
+        if user_id not in self.devs:
+            self.devs[user_id] = sessions.DeviceSessions(user_id, DEVICE_ID, vb.ik_pub)
+        return vb.tofu_pinned
 
-    def op_accept(self, session: str, msg: str) -> str:
-        """X3DH as responder from a PreKeyMessage; returns the first text."""
-        pk = parse_prekey_message(h(msg))
-        if pk.spk_id != self.spk.id:
-            raise ValueError("unknown signed prekey")
-        opk = self.opks[pk.opk_id] if pk.opk_id else None
-        res = x3dh.respond(self.ik, self.spk.priv, opk.priv if opk else None, pk.ik_a, pk.ek_a)
-        st = ratchet.init_bob(res.sk, res.ad, X25519KeyPair.from_priv(self.spk.priv))
-        text = _body(ratchet.decrypt(st, pk.dr_message), group=False)
-        self.opks.pop(pk.opk_id, None)  # one-time: consumed only once the message verified
-        self.sessions[session] = st
-        return text
+    def op_initiate(self, user_id: str, bundle_json: str | None = None) -> None:
+        """X3DH as initiator (the new session becomes active, a previous one is archived)."""
+        if bundle_json is not None:
+            self.op_learn(user_id, bundle_json)
+        sessions.initiate(self.devs[user_id], self.ik, self.bundles[user_id])
 
-    def op_encrypt(self, session: str, text: str) -> str:
-        return ratchet.encrypt(self.sessions[session], _text(text)).hex()
+    def op_send(self, user_id: str, text: str) -> list[Any]:
+        """-> [envelope type (2 DR | 3 PreKey), body hex]."""
+        etype, body = sessions.encrypt(self.devs[user_id], _text(text))
+        return [etype, body.hex()]
 
-    def op_decrypt(self, session: str, msg: str) -> str:
-        return _body(ratchet.decrypt(self.sessions[session], h(msg)), group=False)
+    def op_recv(self, user_id: str, etype: int, body: str) -> str:
+        pt = sessions.decrypt(self.devs[user_id], self.ik, self.store, etype, h(body))
+        return _body(pt, group=False)
 
-    def op_sk_create(self, group: str, session: str) -> str:
-        """New outbound sender key for ``group``; its SKDM (``skdm`` content) is sent over
-        the pairwise session."""
+    def op_opk_ids(self) -> list[int]:
+        return sorted(self.store.opks)
+
+    def op_sk_create(self, group: str, user_id: str) -> list[Any]:
+        """New outbound sender key for ``group``; its SKDM (``skdm`` content) is sent to
+        ``user_id`` over the pairwise session -> [envelope type, body hex]."""
         out = sender_keys.OutboundSenderKey.create(h(group), direct=False)
         self.outbound[group] = out
         c = content.Skdm(id=b64e(backend.random_bytes(16)), ts=_now(), skdm=b64e(out.skdm()))
-        return ratchet.encrypt(self.sessions[session], content.encode(c)).hex()
+        etype, body = sessions.encrypt(self.devs[user_id], content.encode(c))
+        return [etype, body.hex()]
 
-    def op_sk_install(self, group: str, session: str, msg: str) -> bool:
-        c = content.decode(ratchet.decrypt(self.sessions[session], h(msg)), group=False)
+    def op_sk_install(self, group: str, user_id: str, etype: int, body: str) -> bool:
+        pt = sessions.decrypt(self.devs[user_id], self.ik, self.store, etype, h(body))
+        c = content.decode(pt, group=False)
         if not isinstance(c, content.Skdm):
             raise TypeError(f"expected skdm content, got {type(c).__name__}")
         skdm = sender_keys.parse_skdm(b64d(c.skdm))
         if skdm.group_id != h(group):
             raise ValueError("SKDM for another group")
-        rec = self.inbound.setdefault(f"{group}/{session}", sender_keys.SenderKeyRecord())
+        rec = self.inbound.setdefault(f"{group}/{user_id}", sender_keys.SenderKeyRecord())
         return rec.add_skdm(skdm)
 
     def op_sk_encrypt(self, group: str, text: str) -> str:
         return sender_keys.encrypt(self.outbound[group], _text(text)).hex()
 
-    def op_sk_decrypt(self, group: str, session: str, msg: str) -> str:
-        padded = sender_keys.decrypt(self.inbound[f"{group}/{session}"], h(msg))
+    def op_sk_decrypt(self, group: str, user_id: str, msg: str) -> str:
+        padded = sender_keys.decrypt(self.inbound[f"{group}/{user_id}"], h(msg))
         return _body(padded, group=True)
 
     def op_att_encrypt(self, data: str) -> dict[str, Any]:

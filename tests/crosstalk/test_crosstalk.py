@@ -1,10 +1,12 @@
 """One conversation across runtimes: CPython (PyNaCl) on one side, Pyodide (libsodium.js) on
 the other, talking through a pipe to ``node tests/crosstalk/peer.mjs``.
 
-Covered, in both directions: X3DH (each side initiates one session, with a one-time prekey),
-Double Ratchet messages including DH-ratchet steps and out-of-order delivery, Sender Key
-distribution (SKDM carried over the pairwise session) and group messages, out of order too,
-plus rejection of a tampered message on each side.
+Covered, in both directions: bundle checks (signed device list, SPK signature, TOFU), X3DH
+through ``parley.crypto.sessions`` (each side initiates one session, with a one-time prekey;
+PreKeyMessages until answered; an in-flight message on an archived session), Double Ratchet
+messages with DH-ratchet steps and out-of-order delivery, the content layer (padding),
+Sender Key distribution (``skdm`` content over the pairwise session) and group messages,
+attachments (secretstream), and rejection of replayed, tampered or forged messages.
 
 The ``cpython`` parametrization runs the same peer under CPython: a baseline for the harness.
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from parley.crypto.errors import BadSignature, DecryptionFailed
+from parley.crypto.errors import BadSignature, NoSession
 from tests.crosstalk.peer import Peer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,80 +98,110 @@ def test_conversation_across_runtimes(remote: tuple[str, Remote]) -> None:
     hello = bob.call("hello", user_id="bob")
     assert hello["backend"] == EXPECTED_BACKEND[kind]
 
-    # --- bundle checks + X3DH, CPython initiates ------------------------------------------
-    pkm = alice.op_initiate("ab", "bob", bob.call("bundle"), "hi bob, from CPython")
-    assert bob.call("accept", session="ab", msg=pkm) == "hi bob, from CPython"
+    def to_bob(env: list[Any]) -> str:
+        text: str = bob.call("recv", user_id="alice", etype=env[0], body=env[1])
+        return text
+
+    def from_bob(text: str) -> list[Any]:
+        env: list[Any] = bob.call("send", user_id="alice", text=text)
+        return env
+
+    # --- bundles: device list signed by the AIK, SPK signature, TOFU pin (§3.4) ----------
+    assert alice.op_learn("bob", bob.call("bundle")) is True
+    assert bob.call("learn", user_id="alice", bundle_json=alice.op_bundle()) is True
+
+    # --- X3DH, CPython initiates; unanswered, every message is a PreKeyMessage (type 3) ---
+    alice.op_initiate("bob")
+    e1, e2 = alice.op_send("bob", "hi bob, from CPython"), alice.op_send("bob", "still there?")
+    assert e1[0] == e2[0] == 3
+    assert to_bob(e2) == "still there?"  # out of order, and the second one first
+    assert to_bob(e1) == "hi bob, from CPython"
+    assert bob.call("opk_ids") == [8]  # Alice's X3DH used (and Bob erased) one-time prekey 7
+
+    r = from_bob("hello alice \u00e9\u263a")
+    assert r[0] == 2
+    assert alice.op_recv("bob", *r) == "hello alice \u00e9\u263a"
+    a = alice.op_send("bob", "answered: now plain DR messages")
+    assert a[0] == 2
+    assert to_bob(a) == "answered: now plain DR messages"
 
     # --- Double Ratchet, both directions, several DH-ratchet steps --------------------------
     for i in range(3):
-        r = bob.call("encrypt", session="ab", text=f"bob->alice {i} \u00e9\u263a")
-        assert alice.op_decrypt("ab", r) == f"bob->alice {i} \u00e9\u263a"
-        a = alice.op_encrypt("ab", f"alice->bob {i}")
-        assert bob.call("decrypt", session="ab", msg=a) == f"alice->bob {i}"
+        assert alice.op_recv("bob", *from_bob(f"bob->alice {i}")) == f"bob->alice {i}"
+        assert to_bob(alice.op_send("bob", f"alice->bob {i}")) == f"alice->bob {i}"
 
     # out of order (skipped message keys) in both directions, across a ratchet step
-    a1, a2, a3 = (alice.op_encrypt("ab", f"a{i}") for i in (1, 2, 3))
-    assert bob.call("decrypt", session="ab", msg=a3) == "a3"
-    b1, b2 = (bob.call("encrypt", session="ab", text=f"b{i}") for i in (1, 2))
-    assert alice.op_decrypt("ab", b2) == "b2"
-    assert bob.call("decrypt", session="ab", msg=a1) == "a1"
-    assert alice.op_decrypt("ab", b1) == "b1"
-    assert bob.call("decrypt", session="ab", msg=a2) == "a2"
+    a1, a2, a3 = (alice.op_send("bob", f"a{i}") for i in (1, 2, 3))
+    assert to_bob(a3) == "a3"
+    b1, b2 = from_bob("b1"), from_bob("b2")
+    assert alice.op_recv("bob", *b2) == "b2"
+    assert to_bob(a1) == "a1"
+    assert alice.op_recv("bob", *b1) == "b1"
+    assert to_bob(a2) == "a2"
 
-    # replays and tampering are refused on both sides, and the sessions still work after.
-    # (a2's chain is still Bob's current receiving chain: a replay from an OLDER chain is
-    # reported as DecryptionFailed by ratchet.decrypt, in both runtimes alike.)
+    # replays and tampering are refused on both sides; the sessions still work after
     with pytest.raises(RemoteError, match="DuplicateMessage"):
-        bob.call("decrypt", session="ab", msg=a2)
-    t = alice.op_encrypt("ab", "tampered")
-    with pytest.raises(RemoteError, match="DecryptionFailed"):
-        bob.call("decrypt", session="ab", msg=flip(t, 60))
-    assert bob.call("decrypt", session="ab", msg=t) == "tampered"
-    t = bob.call("encrypt", session="ab", text="tampered too")
-    with pytest.raises(DecryptionFailed):
-        alice.op_decrypt("ab", flip(t, 60))
-    assert alice.op_decrypt("ab", t) == "tampered too"
+        to_bob(a2)
+    t = alice.op_send("bob", "tampered")
+    with pytest.raises(RemoteError, match="NoSession"):
+        to_bob([t[0], flip(t[1], 60)])
+    assert to_bob(t) == "tampered"
+    t = from_bob("tampered too")
+    with pytest.raises(NoSession):
+        alice.op_recv("bob", t[0], flip(t[1], 60))
+    assert alice.op_recv("bob", *t) == "tampered too"
 
-    # a long message (several pad blocks)
-    long_text = "x" * 5000
-    assert bob.call("decrypt", session="ab", msg=alice.op_encrypt("ab", long_text)) == long_text
+    long_text = "x" * 5000  # several pad blocks
+    assert to_bob(alice.op_send("bob", long_text)) == long_text
 
-    # --- bundle checks + X3DH, the other runtime initiates --------------------------------
-    pkm = bob.call("initiate", session="ba", user_id="alice", bundle_json=alice.op_bundle(),
-                   text="hi alice")  # fmt: skip
-    assert alice.op_accept("ba", pkm) == "hi alice"
-    assert bob.call("decrypt", session="ba", msg=alice.op_encrypt("ba", "hi back")) == "hi back"
-    assert alice.op_decrypt("ba", bob.call("encrypt", session="ba", text="two")) == "two"
+    # --- X3DH, the other runtime initiates a new session (a reset) -------------------------
+    in_flight = from_bob("sent on the old session")
+    bob.call("initiate", user_id="alice", bundle_json=alice.op_bundle())  # OPK 8 of Alice
+    n1 = from_bob("hi alice, new session")
+    assert n1[0] == 3
+    assert alice.op_recv("bob", *n1) == "hi alice, new session"
+    assert alice.op_opk_ids() == [7]
+    assert alice.op_recv("bob", *in_flight) == "sent on the old session"  # archived session
+    assert to_bob(alice.op_send("bob", "got both")) == "got both"
+    assert alice.op_recv("bob", *from_bob("good")) == "good"
 
-    # --- Sender Keys: SKDMs over the pairwise session, group messages both ways ----------
-    assert bob.call("sk_install", group=GROUP, session="ab", msg=alice.op_sk_create(GROUP, "ab"))
-    assert alice.op_sk_install(GROUP, "ab", bob.call("sk_create", group=GROUP, session="ab"))
+    # --- Sender Keys: SKDMs over the pairwise sessions, group messages both ways ----------
+    skdm = alice.op_sk_create(GROUP, "bob")
+    assert bob.call("sk_install", group=GROUP, user_id="alice", etype=skdm[0], body=skdm[1])
+    skdm = bob.call("sk_create", group=GROUP, user_id="alice")
+    assert alice.op_sk_install(GROUP, "bob", *skdm)
+
+    def g_to_bob(msg: str) -> str:
+        text: str = bob.call("sk_decrypt", group=GROUP, user_id="alice", msg=msg)
+        return text
 
     for i in range(3):
-        g = alice.op_sk_encrypt(GROUP, f"group from CPython {i}")
-        got = bob.call("sk_decrypt", group=GROUP, session="ab", msg=g)
-        assert got == f"group from CPython {i}"
+        assert g_to_bob(alice.op_sk_encrypt(GROUP, f"group from CPython {i}")) == (
+            f"group from CPython {i}"
+        )
         g = bob.call("sk_encrypt", group=GROUP, text=f"group from {kind} {i}")
-        assert alice.op_sk_decrypt(GROUP, "ab", g) == f"group from {kind} {i}"
+        assert alice.op_sk_decrypt(GROUP, "bob", g) == f"group from {kind} {i}"
 
     # out of order (skipped iterations) both ways
     g1, g2, g3 = (alice.op_sk_encrypt(GROUP, f"g{i}") for i in (1, 2, 3))
-    assert bob.call("sk_decrypt", group=GROUP, session="ab", msg=g3) == "g3"
-    assert bob.call("sk_decrypt", group=GROUP, session="ab", msg=g1) == "g1"
-    assert bob.call("sk_decrypt", group=GROUP, session="ab", msg=g2) == "g2"
+    assert g_to_bob(g3) == "g3"
+    assert g_to_bob(g1) == "g1"
+    assert g_to_bob(g2) == "g2"
+    with pytest.raises(RemoteError, match="DuplicateMessage"):
+        g_to_bob(g2)
     h1, h2 = (bob.call("sk_encrypt", group=GROUP, text=f"h{i}") for i in (1, 2))
-    assert alice.op_sk_decrypt(GROUP, "ab", h2) == "h2"
-    assert alice.op_sk_decrypt(GROUP, "ab", h1) == "h1"
+    assert alice.op_sk_decrypt(GROUP, "bob", h2) == "h2"
+    assert alice.op_sk_decrypt(GROUP, "bob", h1) == "h1"
 
     # a forged group message (broken signature) is refused by both sides
     g = alice.op_sk_encrypt(GROUP, "forged")
     with pytest.raises(RemoteError, match="BadSignature"):
-        bob.call("sk_decrypt", group=GROUP, session="ab", msg=flip(g, 45))
-    assert bob.call("sk_decrypt", group=GROUP, session="ab", msg=g) == "forged"
+        g_to_bob(flip(g, 45))
+    assert g_to_bob(g) == "forged"
     g = bob.call("sk_encrypt", group=GROUP, text="forged too")
     with pytest.raises(BadSignature):
-        alice.op_sk_decrypt(GROUP, "ab", flip(g, 45))
-    assert alice.op_sk_decrypt(GROUP, "ab", g) == "forged too"
+        alice.op_sk_decrypt(GROUP, "bob", flip(g, 45))
+    assert alice.op_sk_decrypt(GROUP, "bob", g) == "forged too"
 
     # --- attachments (secretstream, several chunks) both ways -----------------------------
     data = bytes(range(256)) * 600  # 153,600 B: 3 chunks of 64 KiB
