@@ -9,6 +9,7 @@ import os
 import pytest
 
 from parley.protocol.records import (
+    ConvEntry,
     ConversationAdded,
     ConversationChanged,
     ConversationRemoved,
@@ -393,8 +394,8 @@ async def test_history_paging(store: Store) -> None:
     for i in range(24):
         await store.append_message(c, a, 1, f"m{i}", b"x", NOW + i)  # seqs 2..25
 
-    def seqs(r: tuple[list[object], bool]) -> tuple[list[int], bool]:
-        return [e.seq for e in r[0]], r[1]  # type: ignore[attr-defined]
+    def seqs(r: tuple[list[ConvEntry], bool]) -> tuple[list[int], bool]:
+        return [e.seq for e in r[0]], r[1]
 
     assert seqs(await store.history(c, None, None, 5)) == ([21, 22, 23, 24, 25], True)
     assert seqs(await store.history(c, None, None, 25)) == (list(range(1, 26)), False)

@@ -75,6 +75,7 @@ T = TypeVar("T")
 IDEMPOTENCY_TTL_MS = 7 * 24 * 3600 * 1000
 _IN_CHUNK = 500  # bound on bound parameters per IN (...) query
 
+_KINDS = {k.value: k for k in ConversationKind}  # dict lookup: cheaper than Enum() per row
 _encode = msgspec.msgpack.Encoder().encode
 _decode_entry = msgspec.msgpack.Decoder(EntryBody).decode
 _decode_event = msgspec.msgpack.Decoder(EventBody).decode
@@ -510,7 +511,7 @@ class SqliteStore(Store):
 
     async def conversation_states(self, user_id: str) -> list[ConvState]:
         return [
-            ConvState(cid, ConversationKind(kind), last_seq, last_ts)
+            ConvState(cid, _KINDS[kind], last_seq, last_ts)
             for cid, kind, last_seq, last_ts in self._r.execute(
                 "SELECT c.conversation_id, c.kind, c.last_seq, c.last_ts"
                 " FROM members AS m JOIN conversations AS c USING (conversation_id)"

@@ -48,6 +48,7 @@ class Writer:
         self._closed = False
         self._started = threading.Event()
         self._start_error: BaseException | None = None
+        self._failed: BaseException | None = None  # the thread died of an unexpected error
         self.batches = 0  # statistics, for benchmarks
         self.jobs = 0
 
@@ -66,6 +67,8 @@ class Writer:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._queue.put((job, fut, loop))
+        if self._failed is not None:  # nobody will run it: fail it (and anything else queued)
+            self._fail_queued()
         return await fut
 
     def submit_nowait(self, job: Job) -> None:
@@ -93,6 +96,7 @@ class Writer:
             self._started.set()
             return
         self._started.set()
+        batch: list[_Item] = []
         try:
             stop = False
             while not stop:
@@ -110,8 +114,38 @@ class Writer:
                         break
                     batch.append(item)
                 self._run_batch(conn, batch)
+                batch = []
+        except BaseException as exc:  # a bug or a broken connection: fail loudly, never hang
+            log.exception("sqlite writer thread died")
+            self._failed = exc
+            for _job, fut, loop in batch:
+                self._resolve_later(fut, loop, False, exc)
+            self._fail_queued()
         finally:
             conn.close()
+
+    def _fail_queued(self) -> None:
+        error = WriterClosed(f"sqlite writer failed: {self._failed!r}")
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                self._resolve_later(item[1], item[2], False, error)
+
+    @staticmethod
+    def _resolve_later(
+        fut: asyncio.Future[Any] | None,
+        loop: asyncio.AbstractEventLoop | None,
+        ok: bool,
+        value: Any,
+    ) -> None:
+        if fut is None or loop is None:
+            return
+        # RuntimeError: the loop is closed, nobody is waiting any more
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resolve, fut, ok, value)
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
         outcomes: list[tuple[bool, Any]] = []
@@ -141,9 +175,7 @@ class Writer:
                 if not ok:
                     log.error("sqlite writer: background job failed: %r", value)
                 continue
-            # RuntimeError: the loop is closed, nobody is waiting any more
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_resolve, fut, ok, value)
+            self._resolve_later(fut, loop, ok, value)
 
 
 def _resolve(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
