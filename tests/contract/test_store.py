@@ -205,6 +205,15 @@ async def test_create_group(store: Store) -> None:
     assert entry == res.entry and not more
 
 
+async def test_create_group_with_unknown_member(store: Store) -> None:
+    o = await user(store, "o")
+    c = cid()
+    with pytest.raises(NotFound):
+        await store.create_group(o, ["ghost"], b"", c, NOW)
+    assert await store.get_conversation(c) is None
+    assert await store.events_after(o, 0, 10) == []
+
+
 async def test_get_conversation_missing(store: Store) -> None:
     assert await store.get_conversation(cid()) is None
     assert await store.members(cid()) == []
@@ -505,7 +514,9 @@ async def test_to_device_all_or_nothing(store: Store) -> None:
     await store.create_device(a, "a1", token("a1"), NOW)
     await store.create_device(b, "b1", token("b1"), NOW)
     await store.create_device(b, "b2", token("b2"), NOW)
-    await store.revoke_device(b, 2)
+    await store.enqueue_to_device(a, 1, [ToDeviceOut(b, 2, b"before-revoke")], NOW)
+    assert await store.revoke_device(b, 2)
+    assert await store.to_device_after(b, 2, 0, 10) == []  # a revoked device's queue is dropped
     for bad in (ToDeviceOut(b, 7, b"x"), ToDeviceOut("ghost", 1, b"x"), ToDeviceOut(b, 2, b"x")):
         with pytest.raises(NotFound):
             await store.enqueue_to_device(a, 1, [ToDeviceOut(b, 1, b"ok"), bad], NOW)

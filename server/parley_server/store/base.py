@@ -116,7 +116,8 @@ class Store(abc.ABC):
     async def create_device(
         self, user_id: str, name: str, token_hash: bytes, now: int
     ) -> DeviceRow:
-        """New device with the next never-reused device id of that user, bound to a token."""
+        """New device with the next never-reused device id of that user, bound to a token.
+        Raises NotFound if the user does not exist."""
 
     @abc.abstractmethod
     async def get_session(self, token_hash: bytes) -> SessionRow | None: ...
@@ -140,14 +141,16 @@ class Store(abc.ABC):
     ) -> tuple[ConversationInfo, MembershipResult | None]:
         """The one direct conversation of the unordered pair {a, b}, creating it with
         ``conversation_id`` (and a CREATED entry and ConversationAdded events for both)
-        if it does not exist. The second value is None when it already existed."""
+        if it does not exist. The second value is None when it already existed.
+        Raises NotFound (creating nothing) if either user does not exist."""
 
     @abc.abstractmethod
     async def create_group(
         self, owner: str, members: Sequence[str], meta: bytes, conversation_id: bytes, now: int
     ) -> MembershipResult:
         """Create a group; ``owner`` gets Role.OWNER, the others Role.MEMBER; appends a CREATED
-        entry (seq 1) and a ConversationAdded event to every member's timeline."""
+        entry (seq 1) and a ConversationAdded event to every member's timeline.
+        Raises NotFound (creating nothing) if a member is not a registered user."""
 
     @abc.abstractmethod
     async def get_conversation(self, conversation_id: bytes) -> ConversationInfo | None: ...
@@ -173,7 +176,8 @@ class Store(abc.ABC):
         """Atomically: append ``entry`` with the next seq, apply the member ``changes``, set
         ``meta`` when given, mark disbanded when asked, and append ``events`` to those users'
         timelines. Events whose body is a ConversationChanged with seq 0 get the new entry's
-        seq filled in. Raises NotFound if the conversation does not exist."""
+        seq filled in. Raises NotFound (changing nothing) if the conversation, or a user
+        named in ``changes`` or ``events``, does not exist."""
 
     @abc.abstractmethod
     async def list_conversations(
@@ -198,7 +202,8 @@ class Store(abc.ABC):
         now: int,
     ) -> AppendResult:
         """Append with the next gap-free seq, atomically with an idempotency check on
-        (sender, sender_device, client_msg_id). Returns only after the write is durable."""
+        (sender, sender_device, client_msg_id). Returns only after the write is durable.
+        Raises NotFound if the conversation does not exist."""
 
     @abc.abstractmethod
     async def history(
@@ -217,7 +222,8 @@ class Store(abc.ABC):
     async def append_events(
         self, events: Sequence[tuple[str, EventBody]], now: int
     ) -> list[tuple[str, UserEvent]]:
-        """Append events to users' timelines, each with that user's next seq."""
+        """Append events to users' timelines, each with that user's next seq (all or nothing;
+        NotFound if a user does not exist)."""
 
     @abc.abstractmethod
     async def events_after(self, user_id: str, after: int, limit: int) -> list[UserEvent]: ...
@@ -228,7 +234,8 @@ class Store(abc.ABC):
         self, sender: str, sender_device: int, messages: Sequence[ToDeviceOut], now: int
     ) -> list[tuple[str, int, ToDeviceItem]]:
         """Queue all (all-or-nothing) with each recipient device's next seq;
-        returns (user_id, device_id, item) for pushing."""
+        returns (user_id, device_id, item) for pushing. Raises NotFound (queuing nothing)
+        if a recipient device does not exist or is revoked (a race with revoke_device)."""
 
     @abc.abstractmethod
     async def to_device_after(
