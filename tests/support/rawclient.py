@@ -132,3 +132,15 @@ class RawClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+async def still_serves(ws_url: str, token: str) -> None:
+    """Assert that the server answers a fresh authenticated connection (after some abuse)."""
+    from parley.protocol.ops import ConversationPage, ConvList
+
+    client = await RawClient.login(ws_url, token)
+    try:
+        page = await client.call(ConvList())
+        assert isinstance(page, ConversationPage)
+    finally:
+        await client.close()
