@@ -107,10 +107,13 @@ import msgspec  # fails loudly if the wheel did not load
   return pyodide;
 }
 
-/** Map host paths under the repo to their mount point inside Pyodide; keep others as given. */
+/** Map a pytest path argument (relative to the caller's cwd or absolute, optionally with a
+ * ``::node`` suffix) that lies inside the repo to its mount point; keep others as given. */
 export function toMountPath(arg) {
-  if (path.isAbsolute(arg) && (arg === REPO || arg.startsWith(REPO + path.sep))) {
-    return MOUNT + arg.slice(REPO.length).split(path.sep).join("/");
-  }
-  return arg;
+  if (arg.startsWith("-")) return arg;
+  const [p, ...rest] = arg.split("::");
+  const abs = path.resolve(process.cwd(), p);
+  if (!existsSync(abs) || !(abs === REPO || abs.startsWith(REPO + path.sep))) return arg;
+  const mounted = MOUNT + abs.slice(REPO.length).split(path.sep).join("/");
+  return [mounted, ...rest].join("::");
 }

@@ -9,13 +9,15 @@
 // PARLEY_PYODIDE_ALLOW_EMPTY=1.
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { boot, REPO, toMountPath } from "./boot.mjs";
+import { boot, MOUNT, REPO, toMountPath } from "./boot.mjs";
 
 const DEFAULT_DIRS = ["tests/crypto", "tests/backend", "tests/protocol", "tests/sync"];
 
 const t0 = performance.now();
 let args = process.argv.slice(2).map(toMountPath);
-if (!args.some((a) => !a.startsWith("-"))) {
+// Paths are recognised as arguments that exist inside the repo (so `-k aead` still gets the
+// default dirs).
+if (!args.some((a) => a === MOUNT || a.startsWith(`${MOUNT}/`))) {
   const dirs = DEFAULT_DIRS.filter((d) => existsSync(path.join(REPO, d)));
   if (dirs.length === 0) {
     process.stderr.write("run.mjs: none of the default test dirs exist\n");
