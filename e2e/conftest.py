@@ -1,0 +1,126 @@
+"""Browser end-to-end fixtures: built assets, the real server, Debian's Chromium, guarded contexts.
+
+Every context logs its requests and the test fails if any request leaves loopback (the page must
+load every byte from the Parley server; BROWSER.md). Set ``PARLEY_E2E_URL`` to test an already
+running server instead of starting one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Playwright, Request, sync_playwright
+
+from tests.support.server import ServerProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("PARLEY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+DEFAULT_TIMEOUT_MS = 20_000
+PYTHON_READY_TIMEOUT_MS = 60_000  # a cold Pyodide start on a busy 2-core runner
+
+
+def is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme in ("data", "blob", "about"):
+        return True
+    return (parts.hostname or "") in LOCAL_HOSTS
+
+
+@pytest.fixture(scope="session")
+def web_dist() -> Path:
+    """Build the web assets once per session (a no-op when nothing changed)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_web", ROOT / "scripts" / "build_web.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_web"] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    module.build()
+    dist: Path = module.DIST
+    return dist
+
+
+@pytest.fixture(scope="session")
+def base_url(web_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real Parley server (serving web/dist) on a loopback port."""
+    external = os.environ.get("PARLEY_E2E_URL")
+    if external:
+        yield external.rstrip("/")
+        return
+    srv = ServerProcess(tmp_path_factory.mktemp("e2e") / "data")
+    srv.start()
+    yield srv.http_url
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium")
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    yield browser
+    browser.close()
+
+
+class RequestLog:
+    """Every request a context made; ``foreign`` are the ones that left loopback."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+        self.foreign: list[str] = []
+
+    def __call__(self, request: Request) -> None:
+        self.urls.append(request.url)
+        if not is_local(request.url):
+            self.foreign.append(request.url)
+
+
+@pytest.fixture
+def request_log() -> RequestLog:
+    return RequestLog()
+
+
+@pytest.fixture
+def context(browser: Browser, request_log: RequestLog) -> Iterator[BrowserContext]:
+    """A fresh browser context (cold caches) that fails the test on any non-local request."""
+    ctx = browser.new_context()
+    ctx.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    ctx.set_default_navigation_timeout(DEFAULT_TIMEOUT_MS)
+    ctx.on("request", request_log)
+    yield ctx
+    ctx.close()
+    if request_log.foreign:
+        pytest.fail(f"requests left loopback: {request_log.foreign}")
+
+
+def screenshot(page: object, name: str) -> None:
+    """Save a screenshot of a key screen to artifacts/screenshots/ (gitignored)."""
+    from playwright.sync_api import Page
+
+    assert isinstance(page, Page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

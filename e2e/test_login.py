@@ -1,0 +1,54 @@
+"""Register and sign in through the form: HTTP API, then the WebSocket Hello/Welcome."""
+
+from __future__ import annotations
+
+from playwright.sync_api import BrowserContext, expect
+
+from e2e.conftest import PYTHON_READY_TIMEOUT_MS, screenshot
+from tests.support.accounts import PASSWORD, login, unique_name
+
+
+def test_register_then_login_shows_welcome(context: BrowserContext, base_url: str) -> None:
+    name = unique_name("web")
+    page = context.new_page()
+    page.goto(base_url + "/")
+    page.wait_for_selector("body[data-python=ready]", timeout=PYTHON_READY_TIMEOUT_MS)
+    page.fill("#username", name)
+    page.fill("#password", PASSWORD)
+    page.click("#register")
+    expect(page.locator("#welcome")).to_be_visible()
+    registered_id = page.locator("#welcome-user-id").inner_text()
+    assert registered_id == login(base_url, name).user_id  # the server's id for that name
+    screenshot(page, "welcome-after-register")
+
+    again = context.new_page()
+    again.goto(base_url + "/")
+    again.wait_for_selector("body[data-python=ready]", timeout=PYTHON_READY_TIMEOUT_MS)
+    again.fill("#username", name)
+    again.fill("#password", PASSWORD)
+    again.click("#login")
+    expect(again.locator("#welcome")).to_be_visible()
+    assert again.locator("#welcome-user-id").inner_text() == registered_id
+    first_device = page.locator("#welcome-device-id").inner_text()
+    assert again.locator("#welcome-device-id").inner_text() != first_device  # a new session
+
+
+def test_wrong_password_shows_error(context: BrowserContext, base_url: str) -> None:
+    name = unique_name("web")
+    page = context.new_page()
+    page.goto(base_url + "/")
+    page.wait_for_selector("body[data-python=ready]", timeout=PYTHON_READY_TIMEOUT_MS)
+    page.fill("#username", name)
+    page.fill("#password", PASSWORD)
+    page.click("#register")
+    expect(page.locator("#welcome")).to_be_visible()
+
+    other = context.new_page()
+    other.goto(base_url + "/")
+    other.wait_for_selector("body[data-python=ready]", timeout=PYTHON_READY_TIMEOUT_MS)
+    other.fill("#username", name)
+    other.fill("#password", "not the password")
+    other.click("#login")
+    expect(other.locator("#auth-message.error")).not_to_be_empty()
+    expect(other.locator("#welcome")).to_be_hidden()
+    screenshot(other, "login-error")
