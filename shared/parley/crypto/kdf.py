@@ -18,9 +18,11 @@ def hkdf(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
     if not 0 < length <= 255 * 32:
         raise ValueError("invalid HKDF output length")
     prk = _hmac_digest(salt, ikm, _sha256)
-    out = b""
-    t = b""
-    i = 1
+    t = _hmac_digest(prk, info + b"\x01", _sha256)
+    if length <= 32:
+        return t[:length]
+    out = t
+    i = 2
     while len(out) < length:
         t = _hmac_digest(prk, t + info + bytes((i,)), _sha256)
         out += t
