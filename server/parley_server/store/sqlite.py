@@ -90,6 +90,8 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=5000")
+    if not readonly:  # truncate the WAL file after checkpoints instead of keeping its peak size
+        conn.execute("PRAGMA journal_size_limit=67108864")
     return conn
 
 
