@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ REMOTE_CMDS = {
     "pyodide": ["node", str(ROOT / "tests" / "crosstalk" / "peer.mjs")],
     "cpython": [sys.executable, "-m", "tests.crosstalk.peer"],
 }
+CALL_TIMEOUT = 120  # seconds; the first call includes Pyodide's boot (2-8 s)
 EXPECTED_BACKEND = {"pyodide": "libsodium.js", "cpython": "pynacl"}
 
 
@@ -55,6 +57,12 @@ class Remote:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps({"op": op, **args}) + "\n")
         self.proc.stdin.flush()
+        # One request in flight at a time, so nothing is buffered ahead: select() on the pipe
+        # is a reliable guard against a hung peer.
+        ready, _, _ = select.select([self.proc.stdout], [], [], CALL_TIMEOUT)
+        if not ready:
+            self.proc.kill()
+            raise RuntimeError(f"peer did not answer {op!r} within {CALL_TIMEOUT} s")
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"peer exited (rc={self.proc.wait(timeout=10)}) during {op!r}")
