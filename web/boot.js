@@ -6,13 +6,11 @@ const boot = (window.parleyBoot = { marks: { boot: performance.now() }, pending:
 const mark = (name) => { boot.marks[name] = performance.now(); };
 const bar = document.getElementById("progress");
 const fill = bar.querySelector(".progress-fill");
-const label = bar.querySelector(".progress-label");
 const status = document.getElementById("status");
 
 function progress(pct, text) {
   fill.style.width = `${pct}%`;
   bar.setAttribute("aria-valuenow", String(pct));
-  label.textContent = text;
   status.textContent = text;
 }
 

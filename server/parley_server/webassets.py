@@ -22,6 +22,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 from litestar.response import File
 
 # Never rely on /etc/mime.types: a wasm served with the wrong type cannot be compiled streaming.
@@ -147,7 +148,7 @@ def web_routes(root: Path | None = None) -> list[HTTPRouteHandler]:
         return _revalidated(request, cached, "text/javascript", {})
 
     @get("/assets/{rel:path}", include_in_schema=False, sync_to_thread=False)
-    def asset(request: Request[Any, Any, Any], rel: str) -> Response[bytes] | File:
+    def asset(request: Request[Any, Any, Any], rel: FromPath[str]) -> Response[bytes] | File:
         path = web.asset_path(rel)
         if path is None:
             return Response(
