@@ -196,3 +196,31 @@ async def test_sigterm_says_bye_then_1001_and_keeps_data(fresh_server: ServerPro
     assert [e.seq for e in page.entries] == [1, sent.seq]
     await again.close()
 
+
+async def test_slow_consumer_closes_4009_and_resyncs(tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PARLEY_SEND_QUEUE_MAX", "4")
+        srv = ServerProcess(tmp_path / "data")
+        srv.start()
+    try:
+        (alice,) = new_user(srv.http_url, "fast")
+        (bob,) = new_user(srv.http_url, "slow")
+        a = await RawClient.login(srv.ws_url, alice.token)
+        b = await RawClient.login(srv.ws_url, bob.token)  # ...and then never reads
+        conv: Conversation = await a.call(GroupCreate(members=[bob.user_id]))
+        cid = conv.info.conversation_id
+        last = 0
+        for i in range(400):  # bounded: ~25 MB, far beyond socket buffers + 4 queued frames
+            sent: Sent = await a.call(
+                Send(conversation_id=cid, client_msg_id=f"s{i}", envelope=envelope_for(cid, 60_000))
+            )
+            last = sent.seq
+        assert await b.wait_closed(timeout=30) == 4009
+        # Bob reconnects and resyncs by seq: everything is there.
+        b2 = await RawClient.login(srv.ws_url, bob.token)
+        page: HistoryPage = await b2.call(History(conversation_id=cid, limit=1))
+        assert page.last_seq == last == 401
+        await a.close()
+        await b2.close()
+    finally:
+        srv.stop()
