@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from _helpers import NOW, connect, make_user, peer_record, receive, send, snapshot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parley.crypto import sessions
 from parley.crypto.constants import (
@@ -12,7 +14,9 @@ from parley.crypto.constants import (
     RESET_MIN_INTERVAL,
 )
 from parley.crypto.errors import (
+    CryptoError,
     DuplicateMessage,
+    MalformedMessage,
     NoSession,
     ReplayedPreKey,
     UnknownPreKey,
@@ -175,3 +179,33 @@ def test_spk_retention() -> None:
 
     assert d.store.erase_expired_spks(NOW + SPK_RETENTION + 1) == [1]
     assert set(d.store.spks) == {2}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_prekey_bit_flip_leaves_records_unchanged(data: st.DataObject) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    connect(alice, 1, bob, 1)
+    env = send(alice, 1, bob, 1, b"hello")
+    bit = data.draw(st.integers(min_value=0, max_value=len(env[1]) * 8 - 1))
+    flipped = bytearray(env[1])
+    flipped[bit // 8] ^= 1 << (bit % 8)
+    bd = bob.devices[1]
+    rec = peer_record(alice, 1)
+    bd.peers[("alice", 1)] = rec
+    before = (snapshot(rec), snapshot(bd.store))
+    with pytest.raises(CryptoError):
+        sessions.decrypt(rec, bd.ik, bd.store, env[0], bytes(flipped), now=NOW)
+    assert (snapshot(rec), snapshot(bd.store)) == before
+    assert receive(bob, 1, alice, 1, env) == b"hello"
+
+
+def test_derr_info() -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    connect(alice, 1, bob, 1)
+    env = send(alice, 1, bob, 1, b"x")
+    session = alice.devices[1].peers[("bob", 1)].active
+    assert session is not None
+    assert sessions.derr_info(*env) == (session.ratchet.dhs_pub, 0)
+    with pytest.raises(MalformedMessage):
+        sessions.derr_info(7, env[1])

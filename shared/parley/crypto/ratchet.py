@@ -36,6 +36,8 @@ from parley.crypto.kdf import hkdf, hmac_sha256
 from parley.crypto.keys import Rng, X25519KeyPair
 from parley.crypto.wire import encode_header, parse_dr_message
 
+PREVIOUS_CHAINS_KEPT = 8
+
 
 class SkippedKey(FrozenSecretStruct, frozen=True):
     mk: bytes
@@ -57,11 +59,16 @@ class RatchetState(SecretStruct):
     ad: bytes
     # key: dh_pub(32) || u32(n); insertion order = FIFO age order (kept by msgpack round trip)
     skipped: dict[bytes, SkippedKey] = msgspec.field(default_factory=dict)
+    # ratchet keys of the last PREVIOUS_CHAINS_KEPT receiving chains: a message on one of
+    # them without a skipped key is a replay (duplicate), not a reason for a session reset
+    previous_dhr: list[bytes] = msgspec.field(default_factory=list)
 
     _public = ("dhs_pub", "dhr", "ns", "nr", "pn")
 
     def copy(self) -> RatchetState:
-        return msgspec.structs.replace(self, skipped=dict(self.skipped))
+        return msgspec.structs.replace(
+            self, skipped=dict(self.skipped), previous_dhr=list(self.previous_dhr)
+        )
 
     def _assign(self, other: RatchetState) -> None:
         for name in self.__struct_fields__:
@@ -164,6 +171,8 @@ def decrypt(
 
     if hdr.dh == state.dhr and hdr.n < state.nr:
         raise DuplicateMessage("message already received")
+    if hdr.dh in state.previous_dhr:
+        raise DuplicateMessage("message from a finished chain already received or expired")
 
     st = state.copy()
     if hdr.dh != st.dhr:
@@ -199,6 +208,9 @@ def _skip(st: RatchetState, until: int, now: int) -> None:
 
 
 def _dh_ratchet(st: RatchetState, dh_pub: bytes, new: X25519KeyPair) -> None:
+    if st.dhr is not None:
+        st.previous_dhr.append(st.dhr)
+        del st.previous_dhr[:-PREVIOUS_CHAINS_KEPT]
     st.pn = st.ns
     st.ns = 0
     st.nr = 0

@@ -36,6 +36,7 @@ from parley.crypto.wire import (
     ENVELOPE_DR,
     ENVELOPE_PREKEY,
     PreKeyMessage,
+    parse_dr_message,
     parse_prekey_message,
 )
 
@@ -261,3 +262,14 @@ def remove_device(sessions: dict[int, DeviceSessions], device_id: int) -> None:
 
 def _now(now: int | None) -> int:
     return int(time.time() * 1000) if now is None else now
+
+
+def derr_info(envelope_type: int, body: bytes) -> tuple[bytes, int]:
+    """(ratchet public key, n) of an envelope that failed to decrypt: the ``ratchet`` and
+    ``n`` fields of the ``derr`` content sent with the automatic reset (§4.5, §5)."""
+    if envelope_type == ENVELOPE_PREKEY:
+        body = parse_prekey_message(body).dr_message
+    elif envelope_type != ENVELOPE_DR:
+        raise MalformedMessage("not a pairwise envelope type")
+    hdr, _, _ = parse_dr_message(body)
+    return hdr.dh, hdr.n
