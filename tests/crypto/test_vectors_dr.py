@@ -62,6 +62,7 @@ def test_x3dh_constants(vectors: dict[str, Any]) -> None:
     from parley.crypto.constants import X3DH_F, X3DH_INFO
 
     assert vectors["x3dh"]["info"].encode() == X3DH_INFO
+    assert vectors["x3dh"]["hash"] == "SHA-256"
     assert H(vectors["x3dh"]["F"]) == X3DH_F
 
 
@@ -101,6 +102,7 @@ def test_double_ratchet_all_messages(vectors: dict[str, Any]) -> None:
 
     def send(p: _Party, label: str) -> None:
         m = msgs[label]
+        assert m["sender"] == ("A" if p is alice else "B")
         pt = backend.pad(label.encode(), PAD_BLOCK)
         assert pt == H(m["plaintext_padded"])
         assert p.state.cks is not None
