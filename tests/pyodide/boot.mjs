@@ -19,6 +19,13 @@ export const MOUNT = "/repo";
 const WEB = path.join(REPO, "web");
 const WHEELS = path.join(WEB, ".wheels");
 
+// An uncaught Python error would make Node print the whole (minified, one-line) Pyodide
+// source next to it: print the Python traceback (the error's message) only.
+process.on("uncaughtException", (e) => {
+  process.stderr.write(`${e?.stack && !e?.type ? e.stack : (e?.message ?? e)}\n`);
+  process.exit(2);
+});
+
 function fail(msg) {
   process.stderr.write(`boot.mjs: ${msg}\n`);
   process.exit(2);
