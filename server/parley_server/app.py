@@ -19,12 +19,15 @@ from parley_server.fanout.local import LocalBroker
 from parley_server.gateway.endpoint import make_ws_handler
 from parley_server.gateway.hub import Hub
 from parley_server.logging import get_logger
-from parley_server.service.context import Services
+from parley_server.service.context import Services, now_ms
 from parley_server.service.dispatch import App
 from parley_server.store.base import Store
 from parley_server.webassets import web_routes
 
 log = get_logger("parley.app")
+
+IDEMPOTENCY_KEEP_MS = 7 * 24 * 3600 * 1000
+"""Send retries older than this may append again (matches the SQLite engine's own TTL)."""
 
 
 def default_store(settings: Settings) -> Store:
@@ -41,6 +44,11 @@ async def _expire_loop(app: App) -> None:
             n = await app.to_device.expire()
             if n:
                 log.info("to_device_expired", count=n)
+            # Engine-specific housekeeping outside the Store interface (SQLite: old send
+            # idempotency keys).
+            expire_idem = getattr(app.services.store, "expire_idempotency", None)
+            if expire_idem is not None:
+                await expire_idem(now_ms() - IDEMPOTENCY_KEEP_MS)
         except Exception:
             log.exception("to_device_expire_failed")
         await asyncio.sleep(every)

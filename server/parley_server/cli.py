@@ -47,8 +47,8 @@ class ParleyServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._draining or self._loop is None:
-            if sig == signal.SIGINT and self.should_exit:
-                self.force_exit = True
+            if sig == signal.SIGINT and self._draining:
+                self.force_exit = True  # a second Ctrl-C: stop waiting
             self.should_exit = True
             return
         self._draining = True

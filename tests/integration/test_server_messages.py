@@ -187,4 +187,3 @@ async def test_to_device_send_push_sync_ack(server: ServerProcess) -> None:
     assert (await a.fail(ToDeviceSend(messages=[]))).code == "invalid"
     for c in (a, b1, b2):
         await c.close()
-
