@@ -166,8 +166,9 @@ def decode(padded: bytes, *, group: bool) -> Content:
         raise MalformedMessage("content too large")
     try:
         c: Content = _decoder.decode(raw)
-    except msgspec.ValidationError as e:
-        raise MalformedMessage(f"invalid content: {e}") from None
+    except msgspec.ValidationError:
+        # msgspec's message may quote content values: never put plaintext in exceptions
+        raise MalformedMessage("invalid content") from None
     except msgspec.DecodeError:
         raise MalformedMessage("content is not JSON") from None
     validate(c)
