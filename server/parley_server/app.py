@@ -88,4 +88,5 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(title="Parley", version="1", path="/schema"),
         state=State({"parley": parley, "hub": hub}),
+        logging_config=None,  # structlog (parley_server.logging) owns the output
     )

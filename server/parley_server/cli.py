@@ -80,7 +80,8 @@ def build_server(settings: Settings) -> ParleyServer:
         lifespan="on",
         access_log=False,
         log_config=None,
-        log_level=settings.log_level,
+        # uvicorn's own per-connection lines duplicate ours: only its warnings, unless debugging.
+        log_level="debug" if settings.log_level == "debug" else "warning",
         server_header=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 3,
     )

@@ -29,12 +29,12 @@ log = get_logger("parley.gateway")
 
 
 async def _close(socket: WebSocket[Any, Any, Any], code: int, reason: str) -> None:
-    log.info("ws_rejected", code=code, reason=reason)
+    log.info("ws_rejected", code=int(code), reason=reason)
     with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
         await socket.close(code, reason)
 
 
-async def _handshake(socket: WebSocket[Any, Any, Any], app: App) -> Session | None:
+async def _handshake(socket: WebSocket[Any, Any, Any], app: App) -> tuple[Session, str] | None:
     cfg = app.services.settings
     try:
         data = await asyncio.wait_for(socket.receive_bytes(), cfg.hello_timeout_s)
@@ -63,7 +63,7 @@ async def _handshake(socket: WebSocket[Any, Any, Any], app: App) -> Session | No
         )
         await _close(socket, code, exc.message)
         return None
-    return session
+    return session, hello.token
 
 
 def make_ws_handler(app: App, hub: Hub) -> WebsocketRouteHandler:
@@ -76,9 +76,10 @@ def make_ws_handler(app: App, hub: Hub) -> WebsocketRouteHandler:
             await _close(socket, CloseCode.GOING_AWAY, "server shutting down")
             return
         await socket.accept()
-        session = await _handshake(socket, app)
-        if session is None:
+        handshake = await _handshake(socket, app)
+        if handshake is None:
             return
+        session, token = handshake
         conn = Connection(socket, app, session, cfg.send_queue_max, 3 * cfg.heartbeat_s)
         welcome = Welcome(
             user_id=session.user_id,
@@ -95,6 +96,9 @@ def make_ws_handler(app: App, hub: Hub) -> WebsocketRouteHandler:
         conn.deliver(encode(welcome))
         hub.add(conn)
         await broker.subscribe(session.user_id, session.device_id, conn)
+        # A revocation between the handshake and the subscription found no socket to close.
+        if not await app.accounts.still_valid(session, token):
+            conn.close(CloseCode.DEVICE_REVOKED, "this device was signed out")
         await app.services.store.touch_device(session.user_id, session.device_id, now_ms())
         log.info("ws_open", user_id=session.user_id, device_id=session.device_id)
         code: int = CloseCode.NORMAL
@@ -107,7 +111,7 @@ def make_ws_handler(app: App, hub: Hub) -> WebsocketRouteHandler:
                 "ws_close",
                 user_id=session.user_id,
                 device_id=session.device_id,
-                code=code or "peer",
+                code=int(code) or "peer",
             )
 
     return ws_endpoint

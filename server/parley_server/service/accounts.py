@@ -134,6 +134,10 @@ class Accounts:
             raise ServiceError(ErrorCode.DEVICE_REVOKED, "this device was signed out")
         return Session(user_id=row.user_id, device_id=row.device_id)
 
+    async def still_valid(self, session: Session, token: str) -> bool:
+        row = await self.s.store.get_session(hash_token(token))
+        return row is not None and not row.revoked and row.device_id == session.device_id
+
     async def list_devices(self, session: Session) -> DeviceList:
         rows = await self.s.store.list_devices(session.user_id)
         return DeviceList(
