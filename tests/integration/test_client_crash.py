@@ -64,8 +64,7 @@ async def test_sigkill_mid_stream_loses_no_acknowledged_message(
         await asyncio.wait_for(asyncio.gather(*senders), T)
 
         # Every client finishes its outbox by itself.
-        for c in clients:
-            await wait_until(lambda c=c: c.outbox_size() == 0, T, "outbox drained")
+        await wait_until(lambda: all(c.outbox_size() == 0 for c in clients), T, "outboxes drained")
         assert set(acked) == set(bodies)
         for c in clients:
             assert await c.store.outbox_all() == []

@@ -143,3 +143,18 @@ async def test_send_retried_after_reply_was_lost_returns_the_original_seq(
             hist = await server_entries(sender, conv)
             assert [e.seq for e in hist if e.body == Message(body)] == [original_seq]
             await assert_local_matches_server(sender, peer, conv)
+
+
+async def test_bad_token_stops_instead_of_reconnecting(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    async with Client(server.ws_url, "not-a-token", tmp_path / "x.db") as c:
+        q = c.subscribe()
+        await wait_until(lambda: c.session.stopped, T, "stop after the auth failure")
+        assert c.session.stop_reason is not None
+        assert c.session.stop_reason.code == "unauthorized"
+        assert c.engine.attempt == 0  # no reconnect attempt was counted
+        seen = [q.get_nowait() for _ in range(q.qsize())]
+        assert not any(
+            isinstance(n, fx.ConnectionChanged) and n.state.value == "online" for n in seen
+        )

@@ -97,9 +97,10 @@ class Client:
         return self.session.subscribe()
 
     # --- messaging -----------------------------------------------------------------------
-    async def send(self, conversation_id: bytes, envelope: bytes) -> str:
-        """Queue an envelope (persisted first); returns its client_msg_id."""
-        return await self.session.send_message(conversation_id, envelope)
+    async def send(self, conversation_id: bytes, envelope: bytes, *, track: bool = True) -> str:
+        """Queue an envelope (persisted first); returns its client_msg_id. ``track=False``:
+        no ``wait_sent`` for it (for bulk senders; watch MessageSent notifications instead)."""
+        return await self.session.send_message(conversation_id, envelope, track=track)
 
     async def wait_sent(self, client_msg_id: str, timeout: float) -> fx.MessageSent:
         return await self.session.wait_sent(client_msg_id, timeout)

@@ -121,12 +121,17 @@ class Session:
             await t.close(1001, "dropped by the client")
 
     # --- user actions ------------------------------------------------------------------------
-    async def send_message(self, conversation_id: bytes, envelope: bytes) -> str:
-        """Queue (persisted before it is sent) and return the client_msg_id."""
+    async def send_message(
+        self, conversation_id: bytes, envelope: bytes, *, track: bool = True
+    ) -> str:
+        """Queue (persisted before it is sent) and return the client_msg_id. With
+        ``track=False`` there is no ``wait_sent`` for it (watch MessageSent notifications);
+        use that for long-running senders so results do not pile up."""
         cmid = self.engine.send_message(
             conversation_id, envelope, self._clock(), created_ms=self._wall_ms()
         )
-        self._sends.setdefault(cmid, asyncio.get_running_loop().create_future())
+        if track:
+            self._sends.setdefault(cmid, asyncio.get_running_loop().create_future())
         await self._pump()
         return cmid
 
