@@ -223,9 +223,7 @@ class InboundSenderKey(SecretStruct):
         """Chain key at ``iteration`` (>= first_iteration) for a ``key_fwd`` (§P.3)."""
         if iteration < self.first_iteration:
             raise NoSession("iteration is before the earliest known chain key")
-        if iteration - self.first_iteration > MAX_U32 or iteration > self.iteration + (
-            MAX_GROUP_SKIP
-        ):
+        if iteration > self.iteration + MAX_GROUP_SKIP:
             raise TooManySkipped("iteration too far ahead")
         ck = self.first_ck
         for _ in range(iteration - self.first_iteration):
