@@ -63,13 +63,16 @@ _ss_pull: Any = _S.crypto_secretstream_xchacha20poly1305_pull
 
 _ZERO32 = bytes(32)
 
-# libsodium.js type-checks every byte argument; anything that is not a bytes-like object
-# would otherwise reach JS as a PyProxy and fail there with a less helpful error.
+# JS errors, and _u8's TypeError for a non-bytes argument: all become CryptoError.
 _Errors = (JsException, TypeError, ValueError)
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
 def _u8(b: bytes) -> Any:
-    """A fresh JS ``Uint8Array`` holding a copy of ``b``."""
+    """A fresh JS ``Uint8Array`` holding a copy of ``b``. A ``str`` would reach libsodium.js
+    as a JS string, which it silently UTF-8 encodes (PyNaCl raises): refuse it here."""
+    if not isinstance(b, _BYTES_LIKE):
+        raise TypeError("expected bytes")
     return to_js(b)
 
 
@@ -199,7 +202,9 @@ def pwhash_argon2id(outlen: int, passwd: bytes, salt: bytes, opslimit: int, meml
 
 
 def ss_init_push(key: bytes) -> tuple[object, bytes]:
-    """Returns (state, header). The state is libsodium.js's opaque handle (a heap address)."""
+    """Returns (state, header). The state is libsodium.js's opaque handle: an address in its
+    wasm heap (52 bytes that libsodium.js never frees; one per attachment, negligible).
+    It is only meaningful inside this page: never persist it."""
     try:
         r = _ss_init_push(_u8(key))
     except _Errors:
