@@ -57,8 +57,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # --- policy ----------------------------------------------------------------------------
     direct_open_to_all: bool = True
-    """Anyone may open a direct conversation with any user. When False only direct
-    conversations that already exist can be opened (contact requests will decide later)."""
+    """Anyone may open a direct conversation with any user. When False, DirectOpen answers
+    ``forbidden`` (reserved for when contact requests decide who may start a chat)."""
 
     @property
     def data_path(self) -> Path:
