@@ -302,3 +302,15 @@ def test_pwhash_argon2id_moderate_known_answer() -> None:
         32, b"pw", bytes(16), backend.PWHASH_OPSLIMIT_MODERATE, backend.PWHASH_MEMLIMIT_MODERATE
     )
     assert out == PWHASH_MODERATE_KAT
+
+
+def test_str_arguments_are_refused() -> None:
+    """libsodium.js would silently UTF-8 encode a JS string; both backends must refuse."""
+    key, nonce = bytes(32), bytes(24)
+    with pytest.raises(CryptoError):
+        backend.aead_encrypt("text", b"", nonce, key)  # type: ignore[arg-type]
+    with pytest.raises(CryptoError):
+        backend.box_seal("text", backend.box_keypair()[0])  # type: ignore[arg-type]
+    with pytest.raises(CryptoError):
+        pw: bytes = "pw"  # type: ignore[assignment]
+        backend.pwhash_argon2id(32, pw, bytes(16), 1, 8192)
