@@ -75,6 +75,7 @@ class Session:
         self._queues: list[asyncio.Queue[fx.Notification]] = []
         self._listeners: list[Callable[[fx.Notification], None]] = []
         self.stop_reason: fx.Stop | None = None
+        self.error: Exception | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -147,6 +148,8 @@ class Session:
     async def request(self, op: Op, timeout: float = 30.0) -> Result:
         """Send an op and await its result; raises RequestError (code ``unavailable`` when not
         connected: wait for ONLINE and retry)."""
+        if self._stopped.is_set():
+            raise RequestError("stopped", str(self.stop_reason))
         rid = self.engine.request(op, self._clock())
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._requests[rid] = fut
@@ -198,9 +201,14 @@ class Session:
                     await self._pump()
             except TransportClosed as exc:
                 code, reason = exc.code, exc.reason
+            except Exception as exc:  # a LocalStore or shell failure: stop, do not guess
+                await self._fatal(exc)
+                return
             finally:
                 ticker.cancel()
                 self._transport = None
+            if self.error is not None:
+                return
             self.engine.disconnected(self._clock(), code, reason)
             await self._pump()
             await self._wait_reconnect()
@@ -212,10 +220,28 @@ class Session:
             await asyncio.wait_for(self._stopped.wait(), self._reconnect_delay)
 
     async def _ticker(self) -> None:
-        while True:
-            await self._sleep(self._tick_s)
-            self.engine.tick(self._clock())
+        try:
+            while True:
+                await self._sleep(self._tick_s)
+                self.engine.tick(self._clock())
+                await self._pump()
+        except Exception as exc:
+            await self._fatal(exc)
+
+    async def _fatal(self, exc: Exception) -> None:
+        """A failure outside the network (e.g. the LocalStore): stop rather than risk a cursor
+        or frontier that no longer matches what is stored. The error is in ``self.error``."""
+        if self.error is not None:
+            return
+        self.error = exc
+        self.engine.stop(self._clock())  # fails pending requests, no reconnect
+        with contextlib.suppress(Exception):
             await self._pump()
+        stop = fx.Stop("client_error", f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(Exception):
+            await self._execute(stop)
+        self.stop_reason = stop
+        self._stopped.set()
 
     async def _pump(self) -> None:
         async with self._lock:
