@@ -155,6 +155,15 @@ class SqliteStore(Store):
             raise StoreError("store is not open")
         return await self._writer.submit(_fk_guard(job))
 
+    # --- sharing the file with other engines (store/sqlite_keydir.py) ----------------------
+    async def write_job(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``job`` as one atomic write of this store's writer thread (group commit)."""
+        return await self._write(job)
+
+    def read_connection(self) -> sqlite3.Connection:
+        """The read-only connection (event-loop thread only)."""
+        return self._r
+
     # --- accounts and devices ----------------------------------------------------------------
     async def create_user(self, username: str, password_hash: bytes, now: int) -> UserRow:
         row = UserRow(str(uuid.uuid4()), username, password_hash, now)

@@ -33,6 +33,13 @@ class ErrorCode(StrEnum):
     USERNAME_TAKEN = "username_taken"
     WEAK_PASSWORD = "weak_password"
     BAD_CREDENTIALS = "bad_credentials"
+    # Key directory (HTTP /api/v1/keys)
+    BAD_SIGNATURE = "bad_signature"  # a signed prekey or device list signature does not verify
+    IDENTITY_KEY_CHANGED = "identity_key_changed"  # another IK for a device (= a new device)
+    ACCOUNT_KEY_CHANGED = "account_key_changed"  # AIK differs from the one pinned for the user
+    DEVLIST_ROLLBACK = "devlist_rollback"  # device list version not above the stored one
+    TOO_MANY_DEVICES = "too_many_devices"  # device list with more than MAX_DEVICES entries
+    BACKUP_VERSION_MISMATCH = "backup_version_mismatch"  # records for a non-current backup
     # Server
     INTERNAL = "internal"
     UNAVAILABLE = "unavailable"
