@@ -51,8 +51,12 @@ async def test_two_users_two_devices_send_receive_and_resync(
         history = await server_entries(a1, conv)
         n = history[-1].seq
         assert n == 1 + len(sent)  # the CREATED membership entry, then every message
-        for c in clients:  # every device got every entry by push (or pull), stored once
+        for c in clients:  # every device got every entry, stored once
             await assert_local_matches_server(c, a1, conv)
+        # ... by push: each device was pushed at least the messages it did not send itself
+        # (the sender's own entry comes from its Sent reply).
+        for c, own in ((a1, 4), (b1, 4), (a2, 3), (b2, 3)):
+            assert c.engine.stats.entries_pushed >= len(sent) - own
 
         # b2 goes offline; messages are sent meanwhile; it comes back on the same store.
         b2_db = b2.store.path
@@ -71,6 +75,19 @@ async def test_two_users_two_devices_send_receive_and_resync(
         await b2.wait_online(T)
         final = await assert_local_matches_server(b2, a1, conv)
         assert final[-1].seq == n + 10
+
+        # a2 loses its connection (no restart): it reconnects by itself and catches up.
+        states = a2.subscribe()
+        await a2.drop_connection()
+        during = [await b1.send(conv, envelope(conv)) for _ in range(3)]
+        for m in during:
+            await b1.wait_sent(m, T)
+        await assert_local_matches_server(a2, a1, conv)
+        await a2.wait_online(T)
+        seen = [states.get_nowait() for _ in range(states.qsize())]
+        online = [x for x in seen if isinstance(x, fx.ConnectionChanged)]
+        assert [x.state.value for x in online][-1] == "online"
+        assert any(x.state.value == "disconnected" for x in online)
         for c in clients:
             await assert_local_matches_server(c, a1, conv)
     finally:

@@ -8,6 +8,7 @@
   CPython: ``parley_server.cpython_client``).
 * ``session.Session``: an async driver reusable by every shell (asyncio only; the engine itself
   never imports asyncio).
+* ``memory_store.MemoryLocalStore``: the reference LocalStore (tests, benchmarks, bots).
 * ``backoff``: the jittered exponential reconnect schedule.
 * ``model``: ``OutboxItem``, ``Cursors``, ``ConnectionState``.
 

@@ -85,6 +85,15 @@ SEND_WINDOW = 64
 
 
 @dataclass
+class EngineStats:
+    """Counters for tests and benchmarks (never reset)."""
+
+    entries_pushed: int = 0  # EntryPush frames received
+    pulls: int = 0  # History requests sent by sync
+    sends: int = 0  # Send requests sent (retries included)
+
+
+@dataclass
 class _Pending:
     kind: str  # "send" | "pull" | "sync" | "ack" | "user"
     op: Op
@@ -148,6 +157,7 @@ class ClientEngine:
         self._next_id = 1
         self._s = _Session()
         self._effects: list[fx.Effect] = []
+        self.stats = EngineStats()
 
     # --- state restore -----------------------------------------------------------------------
     def load(self, cursors: Cursors, outbox: Iterable[OutboxItem]) -> None:
@@ -330,6 +340,7 @@ class ClientEngine:
 
     # --- pushes and sync ---------------------------------------------------------------------
     def _on_entry(self, entry: ConvEntry, now: float) -> None:
+        self.stats.entries_pushed += 1
         self._run(self._conv(entry.conversation_id).push(entry), now)
 
     def _on_event_push(self, event: UserEvent, now: float) -> None:
@@ -483,6 +494,7 @@ class ClientEngine:
             if isinstance(a, StoreRange):
                 self._emit(fx.StoreEntries(a.conversation_id, a.entries, a.cursor))
             elif self.authenticated:
+                self.stats.pulls += 1
                 self._request(_Pending("pull", a.op(), now, pull=a), now)
             else:
                 self._conv(a.conversation_id).pull_failed(a)
@@ -512,6 +524,7 @@ class ClientEngine:
             if cmid in self._in_flight:
                 continue
             self._in_flight.add(cmid)
+            self.stats.sends += 1
             op = Send(item.conversation_id, item.client_msg_id, item.envelope)
             self._request(_Pending("send", op, now, client_msg_id=cmid), now)
 
