@@ -4,7 +4,7 @@ The same class runs in both runtimes: the test (``test_crosstalk.py``, CPython) 
 ``Peer`` in-process and drives the other one in Pyodide on Node (``peer.mjs``) over a pipe,
 one JSON object per line each way. Bytes travel as hex. Everything crypto goes through
 ``parley.crypto`` (signed device list + bundle checks, Sesame-style session management over
-X3DH and the Double Ratchet, content layer with padding, Sender Keys, attachments), so each ciphertext is made by one
+X3DH and the Double Ratchet, content layer with padding, Sender Keys, attachments, device linking, key backup), so each ciphertext is made by one
 backend (PyNaCl or libsodium.js) and opened by the other.
 
 Request: ``{"op": name, ...args}``; response: ``{"ok": result}`` or
@@ -19,16 +19,21 @@ import sys
 import time
 from typing import Any
 
+import msgspec
+
 from parley.crypto import (
     attachments,
     backend,
+    backup,
     bundle,
     content,
     devicelist,
+    provisioning,
     sender_keys,
     sessions,
 )
 from parley.crypto.b64 import b64d, b64e
+from parley.crypto.errors import DecryptionFailed
 from parley.crypto.keys import Ed25519KeyPair, OneTimePreKey, SignedPreKey
 
 h = bytes.fromhex
@@ -42,6 +47,10 @@ def _now() -> int:
 
 def _text(body: str) -> bytes:
     return content.encode(content.Text(id=b64e(backend.random_bytes(16)), ts=_now(), body=body))
+
+
+def _json(obj: msgspec.Struct) -> str:
+    return msgspec.json.encode(obj).decode()
 
 
 def _body(padded: bytes, *, group: bool) -> str:
@@ -64,6 +73,13 @@ class Peer:
         self.devs: dict[str, sessions.DeviceSessions] = {}
         self.outbound: dict[str, sender_keys.OutboundSenderKey] = {}
         self.inbound: dict[str, sender_keys.SenderKeyRecord] = {}
+        self.prov: provisioning.ProvisioningRequest | None = None
+
+    def _devlist(self) -> tuple[bytes, bytes]:
+        dl = devicelist.DeviceList(
+            self.user_id, 1, _now(), (devicelist.Device(DEVICE_ID, self.ik.pub),)
+        )
+        return devicelist.sign(dl, self.aik)
 
     # -- the ops (text in and out as str; bytes as hex) ------------------------------------
     def op_hello(self, user_id: str) -> dict[str, Any]:
@@ -73,10 +89,7 @@ class Peer:
     def op_bundle(self) -> str:
         """A key bundle JSON (§3.4) with a device list signed by the AIK; each call hands out
         the next one-time prekey, as the server would."""
-        dl = devicelist.DeviceList(
-            self.user_id, 1, _now(), (devicelist.Device(DEVICE_ID, self.ik.pub),)
-        )
-        data, sig = devicelist.sign(dl, self.aik)
+        data, sig = self._devlist()
         spk = self.store.spks[self.store.current_spk_id]
         opk = self.store.opks[self.next_opk]
         self.next_opk += 1
@@ -152,6 +165,59 @@ class Peer:
         return attachments.decrypt(
             raw, key=h(key), digest=h(digest), size=size, blob_size=len(raw)
         ).hex()
+
+    # device linking (§3.5): the new device shows a QR code, the existing one seals to it
+    def op_link_request(self) -> str:
+        self.prov = provisioning.ProvisioningRequest.create()
+        return self.prov.qr_text()
+
+    def op_link_seal(self, qr: str, link_token: str) -> str:
+        _prov_id, e_pub = provisioning.parse_qr(qr)
+        data, sig = self._devlist()
+        return provisioning.seal(
+            e_pub, user_id=self.user_id, aik=self.aik, devlist_data=data, devlist_sig=sig,
+            link_token=link_token,
+        ).hex()  # fmt: skip
+
+    def op_link_open(self, sealed: str) -> dict[str, Any]:
+        if self.prov is None:
+            raise ValueError("no link request")
+        res = provisioning.open_sealed(self.prov, h(sealed))
+        return {"user_id": res.user_id, "aik_pub": res.aik.pub.hex(),
+                "link_token": res.link_token}  # fmt: skip
+
+    # key backup (§13): passphrase-derived key, one sender-key state, its history
+    def op_backup_export(self, passphrase: str, texts: list[str]) -> dict[str, Any]:
+        out = sender_keys.OutboundSenderKey.create(backend.random_bytes(16), direct=True)
+        rec = sender_keys.SenderKeyRecord()
+        rec.add_skdm(out.skdm())
+        msgs = [sender_keys.encrypt(out, _text(t)).hex() for t in texts]
+        salt = backend.random_bytes(16)
+        ops, mem = backend.PWHASH_OPSLIMIT_MIN, backend.PWHASH_MEMLIMIT_MIN
+        bk = backup.derive_backup_key(passphrase, salt, ops, mem)
+        version = backup.make_version(bk, 1, salt=salt, opslimit=ops, memlimit=mem)
+        st = rec.states[0]
+        key = backup.RecordKey("conv", self.user_id, DEVICE_ID, st.distribution_id, st.chain_id)
+        record = backup.encrypt_record(bk, key, st)
+        return {"version": _json(version), "key": _json(key), "record": _json(record),
+                "msgs": msgs}  # fmt: skip
+
+    def op_backup_restore(
+        self, passphrase: str, version: str, key: str, record: str, msgs: list[str]
+    ) -> list[str]:
+        v = msgspec.json.decode(version, type=backup.BackupVersion)
+        if v.salt is None or v.opslimit is None or v.memlimit is None:
+            raise ValueError("not a passphrase backup")
+        bk = backup.derive_backup_key(passphrase, v.salt, v.opslimit, v.memlimit)
+        if not backup.key_matches(v, bk):
+            raise DecryptionFailed("wrong passphrase")
+        st = backup.decrypt_record(
+            bk,
+            msgspec.json.decode(key, type=backup.RecordKey),
+            msgspec.json.decode(record, type=backup.BackupRecord),
+        )
+        rec = sender_keys.SenderKeyRecord(states=[st])
+        return [_body(sender_keys.decrypt(rec, h(m)), group=True) for m in msgs]
 
     # -- the pipe protocol -----------------------------------------------------------------
     def handle(self, line: str) -> str:

@@ -81,7 +81,7 @@ class Remote:
             self.proc.wait()
 
 
-@pytest.fixture(params=["pyodide", "cpython"])
+@pytest.fixture(scope="module", params=["pyodide", "cpython"])
 def remote(request: pytest.FixtureRequest) -> Iterator[tuple[str, Remote]]:
     kind: str = request.param
     if kind == "pyodide" and shutil.which("node") is None:
@@ -220,3 +220,32 @@ def test_conversation_across_runtimes(remote: tuple[str, Remote]) -> None:
     att["blob"] = flip(att["blob"], 100)
     with pytest.raises(RemoteError, match="DecryptionFailed"):
         bob.call("att_decrypt", **att)
+
+
+def test_link_and_backup_across_runtimes(remote: tuple[str, Remote]) -> None:
+    """Device linking (sealed box) and key backup (Argon2id + AEAD) made by one runtime and
+    opened by the other: a CLI (CPython) device linking a browser, a backup restored there."""
+    _, bob = remote
+    alice = Peer()
+    alice.op_hello("alice")
+    bob.call("hello", user_id="bob")
+
+    # the other runtime is the NEW device; CPython's existing device seals the secrets to it
+    sealed = alice.op_link_seal(bob.call("link_request"), "token-1")
+    got = bob.call("link_open", sealed=sealed)
+    assert got == {"user_id": "alice", "aik_pub": alice.aik.pub.hex(), "link_token": "token-1"}
+    with pytest.raises(RemoteError, match="DecryptionFailed"):
+        bob.call("link_open", sealed=flip(sealed, 50))
+    # and the other way round
+    sealed = bob.call("link_seal", qr=alice.op_link_request(), link_token="token-2")
+    got = alice.op_link_open(sealed)
+    assert got["user_id"] == "bob"
+    assert got["link_token"] == "token-2"
+
+    texts = ["history 1", "history 2 \u263a", "history 3"]
+    exp = alice.op_backup_export("correct horse", texts)
+    assert bob.call("backup_restore", passphrase="correct horse", **exp) == texts
+    with pytest.raises(RemoteError, match="wrong passphrase"):
+        bob.call("backup_restore", passphrase="wrong horse", **exp)
+    exp = bob.call("backup_export", passphrase="p\u00e4ss", texts=texts)
+    assert alice.op_backup_restore("p\u00e4ss", **exp) == texts
