@@ -6,7 +6,8 @@ through ``parley.crypto.sessions`` (each side initiates one session, with a one-
 PreKeyMessages until answered; an in-flight message on an archived session), Double Ratchet
 messages with DH-ratchet steps and out-of-order delivery, the content layer (padding),
 Sender Key distribution (``skdm`` content over the pairwise session) and group messages,
-attachments (secretstream), and rejection of replayed, tampered or forged messages.
+attachments (secretstream), device linking (sealed box), key backup (Argon2id + AEAD), and
+rejection of replayed, tampered or forged messages.
 
 The ``cpython`` parametrization runs the same peer under CPython: a baseline for the harness.
 """
