@@ -271,3 +271,15 @@ def test_stop_says_bye_and_never_reconnects() -> None:
     assert any(isinstance(e, fx.Stop) for e in out)
     h.engine.disconnected(h.now, 1000, "")
     assert not any(isinstance(e, fx.Reconnect) for e in h.effects())
+
+
+def test_failed_pull_is_planned_again_on_tick() -> None:
+    h = Harness(ClientEngine("t"))
+    ((sid, _),) = h.ops(h.connect(), SyncRequest)
+    h.reply(sid, synced())
+    ((pid, _),) = h.ops(h.feed(frames.EntryPush(entry(2))), History)
+    assert h.feed(frames.Error(id=pid, code=ErrorCode.RATE_LIMITED, message="later")) == []
+    h.now += 1
+    h.engine.tick(h.now)
+    ((_, again),) = h.ops(h.effects(), History)
+    assert isinstance(again, History) and again.after_seq == 0

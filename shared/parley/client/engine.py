@@ -240,6 +240,9 @@ class ClientEngine:
         if now - s.last_sent >= s.heartbeat_s:
             self._send(frames.Ping(), now)
         self._flush(now)
+        for conv in self.conversations.values():  # pulls that failed (e.g. rate_limited)
+            if conv.pulling is None and conv.behind:
+                self._run(conv.plan(), now)
 
     # --- frames ------------------------------------------------------------------------------
     def frame_received(self, data: bytes, now: float) -> None:
