@@ -175,3 +175,32 @@ async def test_bad_token_stops_instead_of_reconnecting(
         assert not any(
             isinstance(n, fx.ConnectionChanged) and n.state.value == "online" for n in seen
         )
+
+
+async def test_lazy_client_pulls_recent_page_in_view_then_older_on_scroll(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    (alice,) = new_user(server.http_url, "lz_a")
+    (bob,) = new_user(server.http_url, "lz_b")
+    async with make_client(server.ws_url, alice, tmp_path, "lz_a") as a:
+        await a.wait_online(T)
+        conv = (await a.open_direct(bob.user_id)).conversation_id
+        for _ in range(12):
+            await a.wait_sent(await a.send(conv, envelope(conv)), T)  # seqs 2..13
+        async with Client(server.ws_url, bob.token, tmp_path / "lz_b.db", eager=False, page=5) as b:
+            await b.wait_online(T)
+            assert await b.local_entries(conv) == []  # not in view: nothing pulled
+            await b.set_in_view(conv)
+            await wait_until(lambda: b.cursor(conv) == 13, T, "recent page stored")
+            assert [e.seq for e in await b.local_entries(conv)] == [9, 10, 11, 12, 13]
+            await b.load_older(conv, 9)
+            await wait_until(
+                lambda: b.store.db.execute("SELECT count(*) FROM entries").fetchone()[0] == 10,
+                T,
+                "older page stored",
+            )
+            local = await b.local_entries(conv)
+            assert [e.seq for e in local] == list(range(4, 14))
+            server_side = await server_entries(a, conv)
+            assert local == server_side[3:]
+            assert b.cursor(conv) == 13  # older pages never move the cursor

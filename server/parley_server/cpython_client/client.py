@@ -26,6 +26,7 @@ from parley.client import effects as fx
 from parley.client.engine import ClientEngine
 from parley.client.model import ConnectionState
 from parley.client.session import RequestError, Session
+from parley.protocol.limits import HISTORY_PAGE_MAX
 from parley.protocol.ops import (
     Conversation,
     DirectOpen,
@@ -50,13 +51,14 @@ class Client:
         db_path: str | Path,
         *,
         eager: bool = True,
+        page: int = HISTORY_PAGE_MAX,
         client_name: str = "parley-cpython",
         rng: Callable[[], float] | None = None,
     ) -> None:
         self.ws_url = ws_url
         self.store = SqliteLocalStore(db_path)
         self.engine = ClientEngine(
-            token, client_name=client_name, eager=eager, random=rng or random.random
+            token, client_name=client_name, eager=eager, page=page, random=rng or random.random
         )
         self.session = Session(self.engine, connector(ws_url), self.store)
 
@@ -137,6 +139,14 @@ class Client:
             out.extend(page)
             after = page[-1].seq
         return out
+
+    async def set_in_view(self, conversation_id: bytes, in_view: bool = True) -> None:
+        """Lazy clients (``eager=False``): pull this chat's recent page when it is behind."""
+        await self.session.set_in_view(conversation_id, in_view)
+
+    async def load_older(self, conversation_id: bytes, before_seq: int) -> None:
+        """Pull the page just before ``before_seq`` into the local store (scroll-back)."""
+        await self.session.load_older(conversation_id, before_seq)
 
     def cursor(self, conversation_id: bytes) -> int:
         conv = self.engine.conversations.get(conversation_id)
