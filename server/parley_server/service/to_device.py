@@ -8,7 +8,7 @@ from parley.protocol.frames import ToDevicePush
 from parley.protocol.ops import Ok, ToDeviceAck, ToDeviceSend, ToDeviceSent
 from parley_server.service.context import Services, Session, now_ms
 from parley_server.service.errors import ServiceError
-from parley_server.store.base import ToDeviceOut
+from parley_server.store.base import NotFound, ToDeviceOut
 
 
 class ToDevice:
@@ -31,15 +31,19 @@ class ToDevice:
         for m in op.messages:
             if m.device_id not in devices[m.user_id]:
                 raise ServiceError(ErrorCode.UNKNOWN_DEVICE, "no such device")
-        queued = await self.s.store.enqueue_to_device(
-            session.user_id,
-            session.device_id,
-            [
-                ToDeviceOut(user_id=m.user_id, device_id=m.device_id, body=m.body)
-                for m in op.messages
-            ],
-            now_ms(),
-        )
+        try:
+            queued = await self.s.store.enqueue_to_device(
+                session.user_id,
+                session.device_id,
+                [
+                    ToDeviceOut(user_id=m.user_id, device_id=m.device_id, body=m.body)
+                    for m in op.messages
+                ],
+                now_ms(),
+            )
+        except NotFound:
+            # A recipient was revoked between the check above and the (atomic) enqueue.
+            raise ServiceError(ErrorCode.UNKNOWN_DEVICE, "no such device") from None
         for user_id, device_id, item in queued:
             await self.s.broker.publish_to_device(
                 user_id, device_id, encode(ToDevicePush(item=item))
