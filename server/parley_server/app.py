@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from parley_server.api.accounts import AccountController
 from parley_server.api.errors import EXCEPTION_HANDLERS
 from parley_server.api.health import healthz
+from parley_server.api.keys import KeyController, make_keys
 from parley_server.config import Settings
 from parley_server.fanout.base import Broker
 from parley_server.fanout.local import LocalBroker
@@ -83,10 +84,16 @@ def create_app(
             log.info("stopped")
 
     return Litestar(
-        route_handlers=[healthz, AccountController, make_ws_handler(parley, hub), *web_routes()],
+        route_handlers=[
+            healthz,
+            AccountController,
+            KeyController,
+            make_ws_handler(parley, hub),
+            *web_routes(),
+        ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(title="Parley", version="1", path="/schema"),
-        state=State({"parley": parley, "hub": hub}),
+        state=State({"parley": parley, "hub": hub, "key_service": make_keys(parley)}),
         logging_config=None,  # structlog (parley_server.logging) owns the output
     )

@@ -53,9 +53,9 @@ Id16 = Annotated[str, Meta(min_length=22, max_length=22, pattern=r"^[A-Za-z0-9_-
 DevListB64 = Annotated[str, Meta(min_length=1, max_length=1024, pattern=r"^[A-Za-z0-9_-]*$")]
 """An encoded device list (CRYPTO.md §3.3; at most 10 devices -> well under 1 KiB)."""
 
-BackupBlob = Annotated[str, Meta(min_length=1, max_length=2800, pattern=r"^[A-Za-z0-9_-]*$")]
-"""A sealed backup record (``BACKUP_BLOB_MAX`` decoded bytes is 2731 characters; the server
-checks the decoded size and answers ``too_large``)."""
+BackupBlob = Annotated[str, Meta(min_length=1, max_length=8192, pattern=r"^[A-Za-z0-9_-]*$")]
+"""A sealed backup record. The server checks the decoded size against ``BACKUP_BLOB_MAX`` and
+answers ``too_large``; the looser bound here only stops absurd bodies early (``invalid``)."""
 
 BackupCheck = Annotated[str, Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]*$")]
 PreKeyId = Annotated[int, Meta(ge=1, le=2**32 - 1)]
