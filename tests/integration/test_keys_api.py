@@ -21,7 +21,7 @@ from parley.crypto.b64 import b64d, b64e
 from parley.crypto.bundle import verify_bundle
 from parley.crypto.constants import DEVLIST_DOMAIN
 from parley.crypto.keys import Ed25519KeyPair, OneTimePreKey, SignedPreKey, enc_ed
-from tests.support.accounts import Login, new_user
+from tests.support.accounts import Login, login, new_user
 from tests.support.server import ServerProcess
 
 TIMEOUT = httpx.Timeout(15.0)
@@ -343,6 +343,13 @@ def test_device_list_rollback_and_key_checks(api: Api, server: ServerProcess) ->
     impostor = Device(devs[1].login)
     _error(api.publish(who, aik, [devs[0], impostor], 4), 409, "identity_key_changed")
     ok = api.publish(who, aik, devs[:1], 4)  # removing a device is a normal new version
+    assert ok.status_code == 200 and ok.json()["version"] == 4
+    # a device listed (before its first upload) with one IK cannot upload another
+    late = Device(login(server.http_url, who.username, device="late"))
+    listed_ik = Device(late.login)
+    assert api.publish(who, aik, [devs[0], listed_ik], 5).status_code == 200
+    _error(api.upload(late, 1), 409, "identity_key_changed")
+    assert api.upload(listed_ik, 1).status_code == 200
     assert ok.status_code == 200 and ok.json()["version"] == 4
     _healthy(server)
 
