@@ -147,16 +147,6 @@ def test_ed25519_verify_rejects() -> None:
     assert backend.ed25519_verify(DEVLIST_SIG, msg, AIK_PUB[:31]) is False
 
 
-# PyNaCl 1.6.2 does not check these lengths itself (it reads past the buffer); libsodium.js
-# does. Until _nacl checks lengths, these fail on CPython only.
-_NACL_NO_LENGTH_CHECK = pytest.mark.xfail(
-    sys.platform != "emscripten",
-    reason="_nacl passes wrong-length keys to PyNaCl unchecked",
-    strict=False,
-)
-
-
-@_NACL_NO_LENGTH_CHECK
 def test_ed25519_bad_inputs_raise() -> None:
     with pytest.raises(CryptoError):
         backend.ed25519_seed_keypair(b"short")
@@ -178,7 +168,6 @@ def test_x25519_rejects_low_order_point(point: bytes) -> None:
         backend.x25519(RFC7748_A_PRIV, point)
 
 
-@_NACL_NO_LENGTH_CHECK
 def test_x25519_bad_length_raises() -> None:
     with pytest.raises(CryptoError):
         backend.x25519(RFC7748_A_PRIV, RFC7748_B_PUB[:31])

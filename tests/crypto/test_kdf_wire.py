@@ -89,3 +89,15 @@ def test_dr_and_prekey_parse_rejects() -> None:
         wire.parse_prekey_message(
             wire.PreKeyMessage(b"i" * 32, b"e" * 32, 0, 0, hdr + b"c" * 16).encode()
         )
+
+
+def test_prekey_message_refuses_ephemeral_key_with_top_bit() -> None:
+    """X25519 masks bit 255: accepting it would make one PreKeyMessage replayable twice."""
+    from parley.crypto import wire
+
+    prefix = bytes([1]) + bytes(32) + bytes(31) + b"\x80" + (1).to_bytes(4, "big") + bytes(4)
+    body = bytes([1]) + bytes(40) + bytes(16)
+    with pytest.raises(wire.MalformedMessage):
+        wire.parse_prekey_message(prefix + body)
+    ok = wire.parse_prekey_message(prefix[:64] + b"\x7f" + prefix[65:] + body)
+    assert ok.ek_a[31] == 0x7F

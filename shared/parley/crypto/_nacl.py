@@ -32,11 +32,19 @@ _sign_open = _b.crypto_sign_open
 _randombytes = _b.randombytes
 
 
+def _need(value: bytes, length: int, what: str) -> None:
+    # PyNaCl 1.6.2 does not check these lengths itself and would read past the buffer.
+    if len(value) != length:
+        raise CryptoError(f"{what} must be {length} bytes")
+
+
 def random_bytes(n: int) -> bytes:
     return bytes(_randombytes(n))
 
 
 def x25519(priv: bytes, pub: bytes) -> bytes:
+    _need(priv, 32, "X25519 private key")
+    _need(pub, 32, "X25519 public key")
     try:
         out = bytes(_scalarmult(priv, pub))
     except _Errors:
@@ -47,6 +55,7 @@ def x25519(priv: bytes, pub: bytes) -> bytes:
 
 
 def x25519_base(priv: bytes) -> bytes:
+    _need(priv, 32, "X25519 private key")
     try:
         return bytes(_scalarmult_base(priv))
     except _Errors:
@@ -54,6 +63,7 @@ def x25519_base(priv: bytes) -> bytes:
 
 
 def ed25519_seed_keypair(seed: bytes) -> tuple[bytes, bytes]:
+    _need(seed, 32, "Ed25519 seed")
     try:
         pk, sk = _b.crypto_sign_seed_keypair(seed)
     except _Errors:
@@ -62,6 +72,7 @@ def ed25519_seed_keypair(seed: bytes) -> tuple[bytes, bytes]:
 
 
 def ed25519_sign(msg: bytes, sk64: bytes) -> bytes:
+    _need(sk64, 64, "Ed25519 secret key")
     try:
         return bytes(_sign(msg, sk64)[:64])
     except _Errors:
@@ -79,6 +90,7 @@ def ed25519_verify(sig: bytes, msg: bytes, pk: bytes) -> bool:
 
 
 def ed25519_pk_to_x25519(pk: bytes) -> bytes:
+    _need(pk, 32, "Ed25519 public key")
     try:
         return bytes(_b.crypto_sign_ed25519_pk_to_curve25519(pk))
     except _Errors:
@@ -86,6 +98,7 @@ def ed25519_pk_to_x25519(pk: bytes) -> bytes:
 
 
 def ed25519_sk_to_x25519(sk64: bytes) -> bytes:
+    _need(sk64, 64, "Ed25519 secret key")
     try:
         return bytes(_b.crypto_sign_ed25519_sk_to_curve25519(sk64))
     except _Errors:

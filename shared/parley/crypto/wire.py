@@ -78,6 +78,10 @@ def parse_prekey_message(data: bytes) -> PreKeyMessage:
         raise MalformedMessage("unsupported PreKeyMessage version")
     if spk_id == 0:
         raise MalformedMessage("PreKeyMessage without signed prekey id")
+    if ek[31] & 0x80:
+        # X25519 ignores bit 255, so a flipped top bit would give the same shared secret and
+        # slip past the seen-EK replay check (§4.1). Honest keys never have it set.
+        raise MalformedMessage("non-canonical ephemeral key")
     return PreKeyMessage(ik, ek, spk_id, opk_id, bytes(data[PREKEY_PREFIX_LEN:]))
 
 
