@@ -21,9 +21,12 @@ def test_register_then_login_shows_welcome(context: BrowserContext, base_url: st
     assert registered_id == login(base_url, name).user_id  # the server's id for that name
     screenshot(page, "welcome-after-register")
 
+    # The first start saved an interpreter snapshot: the second signs in from a restored one.
+    assert page.evaluate("window.parleyBoot.snapshotSaved") is True
     again = context.new_page()
     again.goto(base_url + "/")
     again.wait_for_selector("body[data-python=ready]", timeout=PYTHON_READY_TIMEOUT_MS)
+    assert again.evaluate("window.parleyBoot.snapshot") == "loaded"
     again.fill("#username", name)
     again.fill("#password", PASSWORD)
     again.click("#login")

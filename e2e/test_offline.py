@@ -1,4 +1,5 @@
-"""A warm start works offline: the service worker serves the shell and the hashed assets."""
+"""A warm start works offline: the service worker serves the shell and the hashed assets, and the
+interpreter comes back from the memory snapshot the first start saved."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ def test_warm_reload_offline(context: BrowserContext, base_url: str) -> None:
     page.wait_for_function("window.parleyBoot.sw !== undefined")
     assert page.evaluate("window.parleyBoot.sw") is True
     page.wait_for_function("navigator.serviceWorker.controller !== null")
+    assert page.evaluate("window.parleyBoot.snapshot") == "made"
+    assert page.evaluate("window.parleyBoot.snapshotSaved") is True
 
     context.set_offline(True)
     offline_error = None
@@ -29,5 +32,8 @@ def test_warm_reload_offline(context: BrowserContext, base_url: str) -> None:
     )
     assert page.evaluate("window.parleyBoot.error") is None
     assert page.evaluate("document.body.dataset.python") == "ready"
+    assert page.evaluate("window.parleyBoot.snapshot") == "loaded"  # interpreter from the snapshot
+    probe = "window.parleyBoot.pyodide.runPython('import parley.crypto.backend as b; b.NAME')"
+    assert page.evaluate(probe) == "libsodium.js"
     screenshot(page, "offline-warm-start")
     context.set_offline(False)

@@ -28,6 +28,34 @@ async function fetchBytes(url) {
   return response.arrayBuffer();
 }
 
+// A memory snapshot of the freshly started interpreter (taken before any JS object is handed to
+// Python) skips interpreter start and stdlib import on the next load; it is kept in Cache Storage
+// per Pyodide build (its hashed directory), since only the same pyodide.asm.wasm can restore it.
+const SNAPSHOT_CACHE = `parley-snapshot-${config.pyodide.split("/").filter(Boolean).pop()}`;
+const SNAPSHOT_KEY = "/__parley/python-snapshot";
+
+async function readSnapshot() {
+  try {
+    if (!("caches" in self)) return null;
+    const hit = await caches.match(SNAPSHOT_KEY, { cacheName: SNAPSHOT_CACHE });
+    return hit ? new Uint8Array(await hit.arrayBuffer()) : null;
+  } catch (err) {
+    console.warn("snapshot read:", err);
+    return null;
+  }
+}
+
+function writeSnapshot(bytes) {
+  if (!("caches" in self)) return;
+  boot.snapshotSaved = (async () => {
+    const names = await caches.keys();
+    await Promise.all(names.filter((n) => n.startsWith("parley-snapshot-") && n !== SNAPSHOT_CACHE).map((n) => caches.delete(n)));
+    const cache = await caches.open(SNAPSHOT_CACHE);
+    await cache.put(SNAPSHOT_KEY, new Response(bytes, { headers: { "Content-Type": "application/octet-stream" } }));
+    return true;
+  })().catch((err) => { console.warn("snapshot write:", err); return false; });
+}
+
 async function start() {
   progress(5, "Loading Python runtime…");
   const sodium = import(config.sodium).then(async (module) => {
@@ -37,11 +65,32 @@ async function start() {
     return S;
   });
   const appZip = fetchBytes(config.app);
+  const snapshot = readSnapshot();
   const { loadPyodide } = await import(config.pyodideModule);
   // Absolute URLs: Pyodide resolves packages against packageBaseUrl (else it falls back to a CDN).
   const base = new URL(config.pyodide, location.href).href;
-  const pyodide = await loadPyodide({ indexURL: base, packageBaseUrl: base });
+  const options = { indexURL: base, packageBaseUrl: base };
+  let saved = await snapshot;
+  let pyodide;
+  if (saved) {
+    try {
+      pyodide = await loadPyodide({ ...options, _loadSnapshot: saved });
+    } catch (err) {  // a stale or damaged snapshot must never brick the client
+      console.warn("snapshot restore failed, starting fresh:", err);
+      await caches.delete(SNAPSHOT_CACHE).catch(() => {});
+      saved = null;
+    }
+  }
+  if (!saved) pyodide = await loadPyodide({ ...options, _makeSnapshot: true });
   mark("pyodide");
+  boot.snapshot = saved ? "loaded" : "made";
+  if (!saved) {
+    writeSnapshot(pyodide.makeMemorySnapshot());
+    // Snapshot mode hands Python a recording proxy of globalThis as `js`, whose DOM getters
+    // fail ("Illegal invocation"): give this session the real globals.
+    pyodide.registerJsModule("js", globalThis);
+    pyodide.runPython("import sys; sys.modules.pop('js', None)");
+  }
   progress(70, "Loading packages…");
   // loadPackage only logs a failed download: the import in Python below is the real check.
   const msgspec = pyodide.loadPackage("msgspec", { messageCallback: () => {}, checkIntegrity: true });

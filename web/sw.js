@@ -2,7 +2,7 @@
 // (/) is network-first with the cached copy as the offline fallback. Filled in by the build.
 const VERSION = "{{version}}";
 const PRECACHE = {{precache}};
-const CACHE = `parley-${VERSION}`;
+const CACHE = `parley-assets-${VERSION}`;
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
@@ -16,7 +16,7 @@ self.addEventListener("activate", (event) => {
   event.waitUntil(
     caches.keys()
       .then((keys) => Promise.all(
-        keys.filter((k) => k.startsWith("parley-") && k !== CACHE).map((k) => caches.delete(k)),
+        keys.filter((k) => k.startsWith("parley-assets-") && k !== CACHE).map((k) => caches.delete(k)),
       ))
       .then(() => self.clients.claim()),
   );
