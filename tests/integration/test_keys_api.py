@@ -486,3 +486,15 @@ def test_backup_create_get_put_lowest_wins(api: Api, server: ServerProcess) -> N
         "not_found",
     )
     _healthy(server)
+
+
+def test_bundle_fetches_are_rate_limited_per_target(api: Api, server: ServerProcess) -> None:
+    (alice,), _ = _setup(api, server, n_devices=1, n_opks=0)
+    (carol,), _ = _setup(api, server, n_devices=1, n_opks=0)
+    (bob,) = new_user(server.http_url, "bob")
+    codes = [api.bundles(bob, alice.login.user_id).status_code for _ in range(61)]
+    assert codes == [200] * 60 + [429]
+    r = api.bundles(bob, alice.login.user_id)
+    _error(r, 429, "rate_limited")
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert api.bundles(bob, carol.login.user_id).status_code == 200  # other targets still work

@@ -21,6 +21,7 @@ from parley.protocol.errors import ErrorCode
 from parley_server.logging import get_logger
 from parley_server.service.context import Services, Session, now_ms
 from parley_server.service.errors import ServiceError
+from parley_server.service.ratelimit import SlidingWindow
 from parley_server.store import keydir as kd
 from parley_server.store.keydir import KeyDirectory
 
@@ -63,10 +64,29 @@ def _declared_count(data: bytes) -> int | None:
     return int(struct.unpack_from(">H", data, pos)[0])
 
 
+BUNDLE_FETCHES_PER_TARGET = 60
+"""Bundle fetches one user may make for one target user per ``BUNDLE_WINDOW_S``: each fetch
+spends one-time prekeys, so this bounds how fast one account can drain someone's supply."""
+
+BUNDLE_FETCHES_PER_CALLER = 1000
+"""Bundle fetches one user may make in total per ``BUNDLE_WINDOW_S``."""
+
+BUNDLE_WINDOW_S = 60.0
+
+
 class Keys:
-    def __init__(self, services: Services, directory: KeyDirectory) -> None:
+    def __init__(
+        self,
+        services: Services,
+        directory: KeyDirectory,
+        per_target: int = BUNDLE_FETCHES_PER_TARGET,
+        per_caller: int = BUNDLE_FETCHES_PER_CALLER,
+        window_s: float = BUNDLE_WINDOW_S,
+    ) -> None:
         self.s = services
         self.kd = directory
+        self._per_target = SlidingWindow(per_target, window_s)
+        self._per_caller = SlidingWindow(per_caller, window_s)
 
     # --- device keys -----------------------------------------------------------------------------
     async def upload(self, session: Session, body: proto.UploadKeysBody) -> proto.OpkCountReply:
@@ -175,6 +195,14 @@ class Keys:
     # --- bundles ---------------------------------------------------------------------------------
     async def bundles(self, session: Session, user_id: str) -> proto.BundlesReply:
         """One bundle per listed, live device with keys; pops one OPK each (at most once)."""
+        pair = f"{session.user_id} {user_id}"
+        for window, key in ((self._per_target, pair), (self._per_caller, session.user_id)):
+            wait = window.retry_after(key)
+            if wait is not None:
+                log.warning("bundles_rate_limited", user_id=session.user_id, target=user_id)
+                raise ServiceError(ErrorCode.RATE_LIMITED, "too many bundle fetches", wait)
+        self._per_target.hit(pair)
+        self._per_caller.hit(session.user_id)
         await self._user_exists(user_id)
         row = await self.kd.device_list(user_id)
         if row is None:
