@@ -11,7 +11,14 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { boot, MOUNT, REPO, toMountPath } from "./boot.mjs";
 
-const DEFAULT_DIRS = ["tests/crypto", "tests/backend", "tests/protocol", "tests/sync"];
+const DEFAULT_DIRS = [
+  "tests/crypto",
+  "tests/backend",
+  "tests/protocol",
+  "tests/sync",
+  "tests/client",
+  "tests/e2e_client",
+];
 
 const t0 = performance.now();
 let args = process.argv.slice(2).map(toMountPath);
