@@ -1,0 +1,16 @@
+"""End-to-end encryption of every conversation, sans-IO (CRYPTO.md §P).
+
+Every conversation message is ONE Sender-Key GroupMessage (1:1 included); pairwise X3DH +
+Double Ratchet sessions carry to-device messages only (SKDMs, skdm_req, key_req/key_fwd, derr).
+A message whose key is missing waits visibly and is requested, never dropped; nothing is ever
+put into an envelope unencrypted.
+
+* ``state``: the msgspec-serializable persistent state (persist BEFORE ciphertext leaves).
+* ``identity``: AIK / device keys, what to publish, SPK rotation, OPK refill.
+* ``directory``: verifying device lists and bundles under the pinned AIK; TOFU and notices.
+* ``pairwise``: per-remote-device sessions, to-device encrypt/decrypt, automatic reset.
+* ``groups``: outbound sender keys (create, SKDM fan-out, rotation), inbound states, the
+  waiting queue with skdm_req / key_req, key_fwd answers to own devices.
+* ``backup``: server-side key backup of inbound states (§13).
+* ``device``: ``E2EDevice``, the façade a shell drives (inputs in, outputs out, no I/O).
+"""

@@ -1,0 +1,119 @@
+"""Own keys: the account identity key (AIK), the device identity key (IK), signed and
+one-time prekeys, and what this device publishes in the key directory (CRYPTO.md §3).
+
+The first device of an account creates the AIK and device list version 1; a device linked
+later receives the AIK seed through provisioning (§3.5) and publishes the next version with
+itself added. SPKs rotate every SPK_ROTATION; OPKs are refilled by OPK_BATCH when the server
+reports fewer than OPK_LOW_WATER.
+"""
+
+from __future__ import annotations
+
+from parley.client.e2e.state import Contact, E2EState, OwnDevice
+from parley.crypto import devicelist
+from parley.crypto.b64 import b64e
+from parley.crypto.constants import OPK_BATCH, SPK_ROTATION
+from parley.crypto.keys import Ed25519KeyPair, OneTimePreKey, Rng, SignedPreKey, rng_or_default
+from parley.protocol.keys import (
+    OneTimePreKeyBody,
+    PutDeviceListBody,
+    SignedPreKeyBody,
+    UploadKeysBody,
+)
+
+
+def new_device(
+    user_id: str, device_id: int, *, aik_seed: bytes | None, now: int, rng: Rng | None = None
+) -> E2EState:
+    """State of a fresh device. ``aik_seed`` None and ``create_account_key``: first device."""
+    r = rng_or_default(rng)
+    own = OwnDevice(user_id=user_id, device_id=device_id, ik_seed=r(32), aik_seed=aik_seed)
+    st = E2EState(own=own)
+    rotate_spk(st, now, rng=r)
+    return st
+
+
+def create_account_key(st: E2EState, rng: Rng | None = None) -> None:
+    """First device of the account: a new AIK (only when none is held)."""
+    if st.own.aik_seed is None:
+        st.own.aik_seed = rng_or_default(rng)(32)
+
+
+def ik(st: E2EState) -> Ed25519KeyPair:
+    return Ed25519KeyPair.from_seed(st.own.ik_seed)
+
+
+def aik(st: E2EState) -> Ed25519KeyPair:
+    if st.own.aik_seed is None:
+        raise ValueError("this device holds no account identity key yet")
+    return Ed25519KeyPair.from_seed(st.own.aik_seed)
+
+
+def rotate_spk(st: E2EState, now: int, rng: Rng | None = None) -> SignedPreKey:
+    spk = SignedPreKey.generate(ik(st), st.own.next_spk_id, now, rng)
+    st.own.next_spk_id += 1
+    st.own.prekeys.add_spk(spk)
+    st.own.spk_rotated_ms = now
+    st.own.prekeys.erase_expired_spks(now)
+    return spk
+
+
+def spk_due(st: E2EState, now: int) -> bool:
+    return now - st.own.spk_rotated_ms >= SPK_ROTATION
+
+
+def new_opks(st: E2EState, n: int = OPK_BATCH, rng: Rng | None = None) -> list[OneTimePreKey]:
+    """Generate ``n`` OPKs and keep their private halves (stored before they are uploaded)."""
+    opks = [OneTimePreKey.generate(st.own.next_opk_id + i, rng) for i in range(n)]
+    st.own.next_opk_id += n
+    st.own.prekeys.add_opks(opks)
+    return opks
+
+
+def upload_body(st: E2EState, opks: list[OneTimePreKey]) -> UploadKeysBody:
+    """PUT /keys/device body: IK, the current SPK and new OPKs (public halves only)."""
+    spk = st.own.prekeys.spks[st.own.prekeys.current_spk_id]
+    return UploadKeysBody(
+        ik=b64e(ik(st).pub),
+        spk=SignedPreKeyBody(id=spk.id, pub=b64e(spk.pub), sig=b64e(spk.sig)),
+        opks=[OneTimePreKeyBody(id=o.id, pub=b64e(o.pub)) for o in opks],
+    )
+
+
+def own_contact(st: E2EState) -> Contact:
+    c = st.contacts.get(st.own.user_id)
+    if c is None:
+        c = st.contacts[st.own.user_id] = Contact(user_id=st.own.user_id)
+    return c
+
+
+def _publish(st: E2EState, dl: devicelist.DeviceList) -> PutDeviceListBody:
+    a = aik(st)
+    data, sig = devicelist.sign(dl, a)
+    c = own_contact(st)
+    _, rec = devicelist.accept(c.devlist, data, sig, a.pub, st.own.user_id)
+    c.devlist = rec
+    c.devices = {d.device_id: d.ik_pub for d in dl.devices}
+    st.own.published_devlist = True
+    return PutDeviceListBody(aik=b64e(a.pub), devlist=b64e(data), devlist_sig=b64e(sig))
+
+
+def devlist_with_self(st: E2EState, now: int) -> PutDeviceListBody:
+    """The next device list including this device (version 1 on the first device)."""
+    c = own_contact(st)
+    me = ik(st).pub
+    if c.devlist is None:
+        dl = devicelist.DeviceList(
+            st.own.user_id, 1, now, (devicelist.Device(st.own.device_id, me),)
+        )
+    else:
+        dl = devicelist.with_device(devicelist.parse(c.devlist.data), st.own.device_id, me, now)
+    return _publish(st, dl)
+
+
+def devlist_without(st: E2EState, device_id: int, now: int) -> PutDeviceListBody:
+    """Remove one of our own devices: the next version without it (any AIK holder may)."""
+    c = own_contact(st)
+    if c.devlist is None:
+        raise ValueError("no own device list yet")
+    return _publish(st, devicelist.without_device(devicelist.parse(c.devlist.data), device_id, now))
