@@ -498,3 +498,14 @@ def test_bundle_fetches_are_rate_limited_per_target(api: Api, server: ServerProc
     _error(r, 429, "rate_limited")
     assert 1 <= int(r.headers["Retry-After"]) <= 60
     assert api.bundles(bob, carol.login.user_id).status_code == 200  # other targets still work
+
+
+def test_protocol_limits_match_the_crypto_constants() -> None:
+    """parley.protocol.keys stays msgspec-only, so it repeats these CRYPTO.md §2 values."""
+    from parley.crypto import constants
+    from parley.protocol import keys as proto
+
+    assert proto.OPK_BATCH == constants.OPK_BATCH
+    assert proto.OPK_LOW_WATER == constants.OPK_LOW_WATER
+    assert proto.MAX_DEVICES == constants.MAX_DEVICES
+    assert proto.BACKUP_ALGORITHM == constants.BACKUP_ALGORITHM
