@@ -17,7 +17,6 @@ a rebuild with nothing changed only hashes the inputs. Stale outputs are removed
 from __future__ import annotations
 
 import argparse
-import base64
 import gzip
 import hashlib
 import importlib.util
@@ -282,8 +281,6 @@ def build() -> dict[str, object]:
             "stdlib": assets["python_stdlib.zip"],
             "lock": assets["pyodide-lock.json"],
             "msgspec": assets["msgspec.whl"],
-            "msgspec_sri": "sha256-"
-            + base64.b64encode(hashlib.sha256(wheel.read_bytes()).digest()).decode(),
             "sodium": assets["sodium.mjs"],
             "libsodium": assets["libsodium-sumo.mjs"],
             "app_zip": assets["app.zip"],
