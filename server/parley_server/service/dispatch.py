@@ -8,16 +8,22 @@ from typing import Any
 import msgspec
 
 from parley.protocol import ops
+from parley.protocol.errors import ErrorCode
 from parley.protocol.ops import Result
 from parley_server.fanout.base import Subscriber
 from parley_server.service.accounts import Accounts
 from parley_server.service.context import Services, Session
 from parley_server.service.conversations import Conversations
+from parley_server.service.errors import ServiceError
 from parley_server.service.messages import Messages
 from parley_server.service.sync import Sync
 from parley_server.service.to_device import ToDevice
 
 Handler = Callable[[Session, Any, Subscriber | None], Awaitable[Result]]
+
+
+async def _not_yet(session: Session, op: Any, origin: Subscriber | None) -> Result:
+    raise ServiceError(ErrorCode.UNKNOWN_OP, f"{type(op).__name__} is not served yet")
 
 
 class App:
@@ -48,6 +54,8 @@ class App:
             ops.ConvGet: lambda s, op, _: c.get(s, op),
             ops.ConvList: lambda s, op, _: c.list_page(s, op),
         }
+        for op_type in ops.RESULT_OF:  # social ops: wired up below as they land
+            self._table.setdefault(op_type, _not_yet)
         assert set(self._table) == set(ops.RESULT_OF), "every op needs a handler"
 
     async def dispatch(self, session: Session, op: ops.Op, origin: Subscriber | None) -> Result:

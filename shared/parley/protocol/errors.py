@@ -40,6 +40,10 @@ class ErrorCode(StrEnum):
     DEVLIST_ROLLBACK = "devlist_rollback"  # device list version not above the stored one
     TOO_MANY_DEVICES = "too_many_devices"  # device list with more than MAX_DEVICES entries
     BACKUP_VERSION_MISMATCH = "backup_version_mismatch"  # records for a non-current backup
+    # Social layer (contacts, blocks, recall)
+    NOT_CONTACT = "not_contact"  # a direct conversation needs mutual contacts (server policy)
+    BLOCKED = "blocked"  # one of the two users blocked the other
+    TOO_LATE = "too_late"  # the recall window of that message has passed
     # Server
     INTERNAL = "internal"
     UNAVAILABLE = "unavailable"

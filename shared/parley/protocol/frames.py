@@ -1,7 +1,8 @@
 """Top-level WebSocket frames (msgpack, tagged by ``t``).
 
 Client → server: Hello (first, within HELLO_TIMEOUT_S), Request, Ping, Bye.
-Server → client: Welcome, Reply, Error, EntryPush, EventPush, ToDevicePush, Pong, Bye.
+Server → client: Welcome, Reply, Error, EntryPush, EventPush, ToDevicePush, SignalPush, Pong,
+Bye.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from parley.protocol.errors import ErrorCode
 from parley.protocol.limits import PROTOCOL_VERSION
 from parley.protocol.ops import Op, Result
 from parley.protocol.records import ConvEntry, ToDeviceItem, UserEvent
+from parley.protocol.signals import Signal
 from parley.protocol.types import DeviceId, RequestId, Timestamp, UserId
 
 
@@ -69,6 +71,12 @@ class ToDevicePush(msgspec.Struct, tag="to_device", tag_field="t"):
     item: ToDeviceItem
 
 
+class SignalPush(msgspec.Struct, tag="signal", tag_field="t"):
+    """An ephemeral signal (typing, read receipt, presence): pushed, never stored."""
+
+    signal: Signal
+
+
 class Ping(msgspec.Struct, tag="ping", tag_field="t"):
     n: int = 0
 
@@ -84,4 +92,6 @@ class Bye(msgspec.Struct, tag="bye", tag_field="t"):
 
 
 ClientFrame = Hello | Request | Ping | Bye
-ServerFrame = Welcome | Reply | Error | EntryPush | EventPush | ToDevicePush | Pong | Bye
+ServerFrame = (
+    Welcome | Reply | Error | EntryPush | EventPush | ToDevicePush | Pong | Bye | SignalPush
+)

@@ -47,3 +47,42 @@ TO_DEVICE_TTL_S = 30 * 24 * 3600
 
 CONVERSATION_ID_LEN = 16
 """A conversation id is 16 random bytes (a UUID); it is the IMv1 group_id."""
+
+# --- social layer ---------------------------------------------------------------------------
+
+MAX_MENTIONS = 50
+"""Most mentioned users in one ``Send``."""
+
+FRIEND_NOTE_MAX = 280
+"""Longest note (characters) on a friend request."""
+
+MAX_PENDING_REQUESTS = 100
+"""Most outgoing friend requests a user may have pending at once."""
+
+CONTACTS_PAGE_MAX = 1000
+"""Most contacts / requests / blocked users returned by one listing."""
+
+LOOKUP_RESULTS_MAX = 10
+"""Most users one lookup by email or phone returns (neither is verified, so not unique)."""
+
+EMAIL_MAX = 254
+PHONE_DIGITS_MIN = 7
+PHONE_DIGITS_MAX = 15
+
+RECALL_WINDOW_S = 24 * 3600
+"""A message may be recalled this long after it was sent (server setting ``recall_window_s``)."""
+
+TYPING_TTL_S = 6.0
+"""A typing indicator expires on the receiving client this long after its last refresh."""
+
+TYPING_REFRESH_S = 2.0
+"""The server forwards an unchanged ``typing: true`` at most this often per user and chat."""
+
+TYPING_BURST = 10
+"""Most typing ops per user and conversation per ``TYPING_TTL_S`` window (else rate_limited)."""
+
+PRESENCE_COALESCE_S = 10.0
+"""A watcher gets at most one presence update per watched user per this many seconds."""
+
+UNREAD_CAP = 1000
+"""Unread counts stop at this (a client shows "999+"): keeps sync cheap for huge backlogs."""

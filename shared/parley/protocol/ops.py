@@ -6,9 +6,14 @@ is never a field here: the server takes the caller's user and device from the se
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
-from parley.protocol.records import ConvEntry, ConversationInfo, ToDeviceItem, UserEvent
+from parley.protocol import social
+from parley.protocol.limits import MAX_MENTIONS
+from parley.protocol.records import ConvEntry, ConversationInfo, RefKind, ToDeviceItem, UserEvent
+from parley.protocol.social import SocialOp, SocialResult
 from parley.protocol.types import (
     ClientMsgId,
     ConversationId,
@@ -27,11 +32,18 @@ from parley.protocol.types import (
 
 
 class Send(msgspec.Struct, tag="send", tag_field="t"):
-    """Append an envelope to a conversation. Idempotent per (device, client_msg_id)."""
+    """Append an envelope to a conversation. Idempotent per (device, client_msg_id).
+
+    Optional clear metadata: ``ref_seq`` + ``ref_kind`` (both or neither) point at an earlier
+    message of the same conversation (edit / reaction / reply); ``mentions`` are members to
+    notify through their event timelines."""
 
     conversation_id: ConversationId
     client_msg_id: ClientMsgId
     envelope: Envelope
+    ref_seq: Seq | None = None
+    ref_kind: RefKind | None = None
+    mentions: Annotated[list[UserId], msgspec.Meta(max_length=MAX_MENTIONS)] = []
 
 
 class Sent(msgspec.Struct, tag="sent", tag_field="t"):
@@ -80,6 +92,8 @@ class ConvState(msgspec.Struct, array_like=True):
     kind: ConversationKind
     last_seq: Seq
     last_ts: Timestamp
+    read_seq: Seq = 0  # the user's read position (ReadMark)
+    unread: int = 0  # other members' live messages after read_seq (capped at UNREAD_CAP)
 
 
 class SyncReply(msgspec.Struct, tag="synced", tag_field="t"):
@@ -200,9 +214,19 @@ Op = (
     | GroupDisband
     | ConvGet
     | ConvList
+    | SocialOp
 )
 
-Result = Sent | HistoryPage | SyncReply | ToDeviceSent | Conversation | ConversationPage | Ok
+Result = (
+    Sent
+    | HistoryPage
+    | SyncReply
+    | ToDeviceSent
+    | Conversation
+    | ConversationPage
+    | Ok
+    | SocialResult
+)
 
 RESULT_OF: dict[type[msgspec.Struct], type[msgspec.Struct]] = {
     Send: Sent,
@@ -220,6 +244,23 @@ RESULT_OF: dict[type[msgspec.Struct], type[msgspec.Struct]] = {
     GroupDisband: Ok,
     ConvGet: Conversation,
     ConvList: ConversationPage,
+    social.UserLookup: social.UserMatches,
+    social.ProfileGet: social.Profile,
+    social.ProfileSet: social.Profile,
+    social.FriendRequest: social.FriendRequested,
+    social.FriendCancel: Ok,
+    social.FriendAccept: Ok,
+    social.FriendReject: Ok,
+    social.FriendRequests: social.FriendRequestList,
+    social.ContactList: social.Contacts,
+    social.ContactRemove: Ok,
+    social.Block: Ok,
+    social.Unblock: Ok,
+    social.Recall: social.RecallDone,
+    social.ReadMark: social.ReadMarked,
+    social.Receipts: social.ReceiptList,
+    social.Typing: social.TypingAck,
+    social.PresenceGet: social.PresenceList,
 }
 """The result type each op's Reply carries (documented in docs/protocol.md)."""
 

@@ -40,10 +40,33 @@ class ConversationInfo(msgspec.Struct):
 # --- conversation timeline entries ---------------------------------------------------------
 
 
+class RefKind(StrEnum):
+    """How a message relates to the earlier entry it references (``Message.ref_seq``)."""
+
+    EDIT = "edit"  # replaces the content of the sender's own earlier message
+    REACTION = "reaction"  # a reaction to it (the emoji is inside the encrypted envelope)
+    REPLY = "reply"  # a reply quoting it
+
+
 class Message(msgspec.Struct, tag="msg", tag_field="t"):
-    """An end-to-end encrypted IMv1 GroupMessage; opaque to the server except its framing."""
+    """An end-to-end encrypted IMv1 GroupMessage; opaque to the server except its framing.
+
+    ``ref_seq``/``ref_kind`` and ``mentions`` are clear routing metadata the sender chose to
+    expose (the server checks them; content stays inside the envelope)."""
 
     envelope: bytes
+    ref_seq: Seq | None = None
+    ref_kind: RefKind | None = None
+    mentions: list[UserId] = []
+
+
+class Recalled(msgspec.Struct, tag="recalled", tag_field="t"):
+    """The tombstone of a recalled message: the envelope bytes are gone from storage."""
+
+    by: UserId
+    recalled_ts: Timestamp
+    ref_seq: Seq | None = None
+    ref_kind: RefKind | None = None
 
 
 class MembershipAction(StrEnum):
@@ -65,7 +88,7 @@ class Membership(msgspec.Struct, tag="member", tag_field="t"):
     role: Role | None = None
 
 
-EntryBody = Message | Membership
+EntryBody = Message | Membership | Recalled
 
 
 class ConvEntry(msgspec.Struct):
@@ -103,7 +126,82 @@ class ConversationChanged(msgspec.Struct, tag="conv_changed", tag_field="t"):
     seq: Seq
 
 
-EventBody = ConversationAdded | ConversationRemoved | ConversationChanged
+class MessageRecalled(msgspec.Struct, tag="msg_recalled", tag_field="t"):
+    """Entry ``seq`` (and the sender's edits of it, ``also``) became tombstones: purge any
+    cached plaintext, even of a chat that is never opened."""
+
+    conversation_id: ConversationId
+    seq: Seq
+    by: UserId
+    also: list[Seq] = []
+
+
+class Mentioned(msgspec.Struct, tag="mentioned", tag_field="t"):
+    """The user was mentioned by the message at ``seq``."""
+
+    conversation_id: ConversationId
+    seq: Seq
+    by: UserId
+
+
+class ReadPosition(msgspec.Struct, tag="read", tag_field="t"):
+    """The user (on any of their devices) has read the conversation up to ``seq``."""
+
+    conversation_id: ConversationId
+    seq: Seq
+
+
+class FriendRequestOpened(msgspec.Struct, tag="friend_req", tag_field="t"):
+    """A friend request between the user and ``user_id``: ``incoming`` when ``user_id`` sent it
+    (the sender's own devices get it with ``incoming`` False)."""
+
+    user_id: UserId
+    incoming: bool
+    note: str = ""
+
+
+class FriendRequestOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"  # withdrawn by its sender, or dropped by a block
+
+
+class FriendRequestClosed(msgspec.Struct, tag="friend_req_closed", tag_field="t"):
+    """The pending request between the user and ``user_id`` is over."""
+
+    user_id: UserId
+    incoming: bool
+    outcome: FriendRequestOutcome
+
+
+class ContactAdded(msgspec.Struct, tag="contact_added", tag_field="t"):
+    user_id: UserId
+
+
+class ContactRemoved(msgspec.Struct, tag="contact_removed", tag_field="t"):
+    user_id: UserId
+
+
+class BlockChanged(msgspec.Struct, tag="block", tag_field="t"):
+    """The user blocked (or unblocked) ``user_id``; only the blocker's timeline gets this."""
+
+    user_id: UserId
+    blocked: bool
+
+
+EventBody = (
+    ConversationAdded
+    | ConversationRemoved
+    | ConversationChanged
+    | MessageRecalled
+    | Mentioned
+    | ReadPosition
+    | FriendRequestOpened
+    | FriendRequestClosed
+    | ContactAdded
+    | ContactRemoved
+    | BlockChanged
+)
 
 
 class UserEvent(msgspec.Struct):
