@@ -1,9 +1,10 @@
 """Browser entry point, run by web/boot.js once Pyodide, msgspec and libsodium are loaded.
 
 For now: prove the shared package runs here (protocol, crypto backend), mark the page ready,
-and drive the sign-in form: register/login over the HTTP API, then open the WebSocket, send a
-``Hello`` with the session token and show the ``Welcome``. The UI over ``parley.client``
-replaces the connection part once the engine lands.
+and drive the sign-in form: register/login over the HTTP API, then run a ``parley.client``
+session (engine + ``Session`` driver) over ``app.transport.WebSocketTransport`` until it is
+online, and show the user and device the server's ``Welcome`` named. The in-memory LocalStore
+is a placeholder until the IndexedDB store lands.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import msgspec
 from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
-from app.transport import TransportClosed, WebSocketTransport, ws_url
-from parley.protocol import FrameError, decode_server, encode, frames
+from app.transport import WebSocketTransport, ws_url
+from parley.client import ClientEngine, ConnectionState, Transport, TransportClosed
+from parley.client.memory_store import MemoryLocalStore
+from parley.client.session import RequestError, Session
 from parley.protocol.http import ErrorBody, LoginBody, LoginReply, RegisterBody
 
 CONNECT_TIMEOUT_S = 10.0
@@ -26,6 +29,7 @@ DEVICE_NAME = "browser"
 
 _tasks: set[asyncio.Task[None]] = set()
 _busy = False
+_session: Session | None = None
 
 
 class ApiError(Exception):
@@ -64,20 +68,25 @@ async def _post(path: str, body: msgspec.Struct) -> bytes:
     return data
 
 
-async def _connect(login: LoginReply) -> frames.Welcome:
-    """Open /ws, authenticate with Hello, return the server's Welcome (then keep the socket)."""
-    transport = WebSocketTransport(ws_url())
-    await transport.connect(CONNECT_TIMEOUT_S)
-    await transport.send(encode(frames.Hello(token=login.token, client="parley-web")))
-    frame = decode_server(await transport.recv(CONNECT_TIMEOUT_S))
-    if isinstance(frame, frames.Error):
-        transport.close()
-        raise ApiError(0, str(frame.code), frame.message)
-    if not isinstance(frame, frames.Welcome):
-        transport.close()
-        raise ApiError(0, "bad_frame", f"expected welcome, got {type(frame).__name__}")
-    js.window.parleyTransport = create_proxy(transport)  # for the UI to come; kept alive
-    return frame
+async def _connect(login: LoginReply) -> Session:
+    """Start a client session and wait until it is online (Hello → Welcome → Sync done)."""
+    url = ws_url()
+
+    async def connector() -> Transport:
+        return await WebSocketTransport.open(url, CONNECT_TIMEOUT_S)
+
+    session = Session(
+        ClientEngine(login.token, client_name="parley-web"), connector, MemoryLocalStore()
+    )
+    await session.start()
+    try:
+        await session.wait_state(ConnectionState.ONLINE, CONNECT_TIMEOUT_S)
+    except (TimeoutError, RequestError):
+        await session.stop()
+        raise
+    global _session
+    _session = session  # the UI to come takes it from here
+    return session
 
 
 async def _submit(action: str) -> None:
@@ -95,19 +104,23 @@ async def _submit(action: str) -> None:
         body = LoginBody(username=username, password=password, device_name=DEVICE_NAME)
         login = msgspec.json.decode(await _post("/api/v1/sessions", body), type=LoginReply)
         _say("Connecting…")
-        welcome = await _connect(login)
-    except (ApiError, FrameError, TransportClosed, TimeoutError, OSError) as exc:
+        session = await _connect(login)
+    except (ApiError, RequestError, TransportClosed, TimeoutError, OSError) as exc:
         _say(str(exc) or type(exc).__name__, error=True)
         return
     except msgspec.ValidationError as exc:
         _say(f"Invalid input: {exc}", error=True)
         return
+    except Exception as exc:  # anything else (e.g. a JsException): visible, never silent
+        js.console.error(f"sign-in failed: {exc!r}")
+        _say(f"Unexpected error: {exc}", error=True)
+        return
     finally:
         _busy = False
     _say("")
     _el("welcome-user").textContent = username
-    _el("welcome-user-id").textContent = str(welcome.user_id)
-    _el("welcome-device-id").textContent = str(welcome.device_id)
+    _el("welcome-user-id").textContent = str(session.engine.user_id)
+    _el("welcome-device-id").textContent = str(session.engine.device_id)
     _el("auth").hidden = True
     _el("welcome").hidden = False
     js.document.body.dataset.connected = "yes"

@@ -1,8 +1,8 @@
 """WebSocket transport for the browser: bytes in, bytes out, over ``js.WebSocket``.
 
-The thin I/O edge the client engine plugs into (BROWSER.md): ``binaryType = "arraybuffer"``,
+Implements ``parley.client.interfaces.Transport`` (BROWSER.md): ``binaryType = "arraybuffer"``,
 every incoming message goes onto an ``asyncio.Queue`` as ``bytes``, outgoing frames are copied
-into a ``Uint8Array``. Reconnection policy belongs to the engine, not here.
+into a ``Uint8Array``. Reconnection policy belongs to the engine (``parley.client.session``).
 """
 
 from __future__ import annotations
@@ -13,14 +13,7 @@ from typing import Any
 import js  # type: ignore[import-not-found]
 from pyodide.ffi import create_proxy, to_js  # type: ignore[import-not-found]
 
-
-class TransportClosed(Exception):
-    """The socket closed (``code``/``reason`` as the browser reported them)."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(f"websocket closed: {code} {reason}".strip())
-        self.code = code
-        self.reason = reason
+from parley.client.interfaces import TransportClosed
 
 
 def ws_url(path: str = "/ws") -> str:
@@ -31,6 +24,13 @@ def ws_url(path: str = "/ws") -> str:
 
 class WebSocketTransport:
     """One browser WebSocket. ``connect`` once, then ``send``/``recv`` bytes until closed."""
+
+    @classmethod
+    async def open(cls, url: str, timeout: float = 10.0) -> WebSocketTransport:
+        """A connected transport (the ``Connector`` shape the client session wants)."""
+        transport = cls(url)
+        await transport.connect(timeout)
+        return transport
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -73,7 +73,7 @@ class WebSocketTransport:
         try:
             await asyncio.wait_for(opened, timeout)
         except TimeoutError:
-            self.close(4000, "connect timeout")
+            await self.close(4000, "connect timeout")
             raise
 
     async def send(self, data: bytes) -> None:
@@ -89,9 +89,12 @@ class WebSocketTransport:
             raise TransportClosed(self.close_code or 1006, self.close_reason)
         return item
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; ``recv`` raises TransportClosed once it completes."""
+        if code != 1000 and not 3000 <= code <= 4999:
+            code = 1000  # browsers only let a page send 1000 or 3000-4999 (1001 would throw)
         if self._ws is not None and self.close_code is None:
-            self._ws.close(code, reason)
+            self._ws.close(code, reason[:120])
 
     def _release(self) -> None:
         for proxy in self._proxies:
