@@ -256,6 +256,7 @@ class E2EClient:
     async def remove_device(self, device_id: int) -> None:
         """Publish our device list without ``device_id``: it gets no new keys from now on."""
         async with self._lock:
+            await self.refresh_devlist(self.user_id)  # build on the newest verified version
             await self._publish_devlist(identity.devlist_without(self.st, device_id, _now()))
 
     # --- conversations ---------------------------------------------------------------------
