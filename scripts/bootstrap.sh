@@ -21,10 +21,13 @@ apt_install() {
 
 ensure_python() {
   # ensure_python EXTRAS : a .venv with parley installed (editable) with those extras.
-  local py
-  py=$(command -v python3.13 || command -v python3.12 || command -v python3.11 || command -v python3)
-  "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
-    echo "Parley needs Python >= 3.11 (found $("$py" --version))" >&2; return 1; }
+  local py="" cand
+  for cand in python3 python3.13 python3.12 python3.11; do
+    if "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
+      py=$cand; break
+    fi
+  done
+  [ -n "$py" ] || { echo "Parley needs Python >= 3.11 (python3 is $(python3 --version 2>&1))" >&2; return 1; }
   [ -x .venv/bin/python ] || { log "creating .venv"; "$py" -m venv .venv || { apt_install python3-venv; "$py" -m venv .venv; }; }
   local stamp=".venv/.parley-installed-$1" want
   want=$(cat pyproject.toml | sha256sum | cut -c1-16)
