@@ -94,16 +94,16 @@ def text(body: str) -> content_mod.Text:
 
 
 def test_state_roundtrips_through_msgpack(pair: tuple[Dev, Dev, dict]) -> None:  # type: ignore[type-arg]
-    a, b, devs = pair
+    a, _b, devs = pair
     sessions_for(a, devs)
-    tds, env = groups.encrypt_message(a.st, CID, text("x"), NOW)
+    _tds, _env = groups.encrypt_message(a.st, CID, text("x"), NOW)
     again = roundtrip(a.st)
     assert st_mod.dumps(again) == st_mod.dumps(a.st)
     assert msgspec.json.decode(msgspec.json.encode(again), type=E2EState) is not None
 
 
 def test_missing_session_waits_and_nothing_is_encrypted(pair) -> None:  # type: ignore[no-untyped-def]
-    a, b, devs = pair
+    a, _b, _devs = pair
     p = device.queue(a.st, CID, text("hold"), NOW)
     with pytest.raises(groups.MissingKeys) as e:
         device.prepare(a.st, p, NOW)
@@ -136,11 +136,11 @@ def test_skdm_before_message_and_decrypt_out_of_order(pair) -> None:  # type: ig
 
 
 def test_direct_rotation_by_count(pair) -> None:  # type: ignore[no-untyped-def]
-    a, b, devs = pair
+    a, _b, devs = pair
     sessions_for(a, devs)
     dists = set()
     for i in range(101):
-        tds, env = groups.encrypt_message(a.st, CID, text(str(i)), NOW)
+        _tds, env = groups.encrypt_message(a.st, CID, text(str(i)), NOW)
         dists.add(env[17:33])
     assert len(dists) == 2  # SK_ROTATE_MSGS_DIRECT = 100
 
@@ -171,7 +171,7 @@ def test_removed_device_gets_no_new_key(pair) -> None:  # type: ignore[no-untype
 
 
 def test_key_change_notice_and_verified_blocks(pair) -> None:  # type: ignore[no-untyped-def]
-    a, b, devs = pair
+    a, _b, _devs = pair
     directory.mark_verified(a.st, "bob")
     b_new = Dev("bob", 3)  # a new account key for bob
     notices = directory.accept_device_list(a.st, b_new.devlist_reply(), NOW)
