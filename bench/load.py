@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadlib.accounts import Device, make_devices
 from loadlib.peer import Peer
-from loadlib.server import ServerUnderTest
+from loadlib.server import ServerUnderTest, machine_cpu_s
 from loadlib.stats import fmt_ms, machine, percentile
 from loadlib.workers import (
     PeerSpec,
@@ -95,6 +96,7 @@ class Outcome:
     def __init__(self) -> None:
         self.results: list[WorkerResult] = []
         self.server_cpu_window_s: float | None = None
+        self.machine_cpu_window_s = 0.0
         self.window_s = 0.0
         self.rss_ready_kib: int | None = None
         self.rss_end_kib: int | None = None
@@ -146,9 +148,10 @@ def run_workers(
         go.set()
         w0 = go_at.value + window_start
         time.sleep(max(0.0, w0 - time.monotonic()))
-        c0 = server.cpu_s()
+        c0, m0 = server.cpu_s(), machine_cpu_s()
         time.sleep(max(0.0, w0 + window_s - time.monotonic()))
-        c1 = server.cpu_s()
+        c1, m1 = server.cpu_s(), machine_cpu_s()
+        out.machine_cpu_window_s = m1 - m0
         out.rss_end_kib = server.rss_kib()
         if c0 is not None and c1 is not None:
             out.server_cpu_window_s = c1 - c0
@@ -167,27 +170,47 @@ def run_workers(
 
 # --- reporting -------------------------------------------------------------------------------
 def report(
-    title: str, lines: list[str], out: Outcome, record: dict[str, Any], json_out: str | None
+    title: str,
+    lines: list[str],
+    out: Outcome,
+    record: dict[str, Any],
+    json_out: str | None,
+    unit: tuple[str, float] | None = None,
 ) -> None:
+    """Print and record the figures. ``unit`` = (name, count in the window): CPU per unit,
+    the figure that survives a shared machine (a rate per dedicated core follows from it)."""
     cmd = " ".join(["python", *sys.argv])
+    w = out.window_s or 1.0
     cpu_client = out.total("cpu_window_s")
-    per_proc = [r.cpu_window_s / out.window_s for r in out.results] if out.window_s else []
+    per_proc = [r.cpu_window_s / w for r in out.results]
     srv = out.server_cpu_window_s
+    others = out.machine_cpu_window_s - (srv or 0.0) - cpu_client
     print(f"\n== {title}")
     print(f"command: {cmd}")
     print(f"machine: {machine()}")
     for line in lines:
         print(line)
     if srv is not None:
-        print(
-            f"server CPU over the {out.window_s:.1f} s window: {srv:.2f} s ({srv / out.window_s:.2f} cores)"
-        )
+        print(f"server CPU over the {w:.1f} s window: {srv:.2f} s ({srv / w:.2f} cores)")
     print(
         f"client CPU over the window: {cpu_client:.2f} s in {len(out.results)} process(es) "
         f"({', '.join(f'{c:.2f}' for c in per_proc)} cores each); client CPU total "
         f"{out.total('cpu_total_s'):.1f} s"
     )
-    verdict = bottleneck(srv, out.window_s, per_proc)
+    print(
+        f"whole machine busy over the window: {out.machine_cpu_window_s / w:.2f} of "
+        f"{os.cpu_count()} cores, of which other processes {max(others, 0.0) / w:.2f}"
+    )
+    if unit is not None and unit[1] > 0:
+        name, count = unit
+        per_srv = (srv or 0.0) / count * 1e6
+        per_cli = cpu_client / count * 1e6
+        print(
+            f"CPU per {name}: server {per_srv:.0f} us (a dedicated core would do "
+            f"{1e6 / max(per_srv, 1e-9):,.0f}/s), load generator {per_cli:.0f} us"
+        )
+        record.update(server_us_per_unit=per_srv, client_us_per_unit=per_cli, unit=name)
+    verdict = bottleneck(srv, w, per_proc, out.machine_cpu_window_s / w, others / w)
     print(f"bottleneck: {verdict}")
     errors = [r.error for r in out.results if r.error]
     if errors:
@@ -201,7 +224,9 @@ def report(
         server_cpu_s=srv,
         client_cpu_s=cpu_client,
         client_cores_each=per_proc,
-        window_s=out.window_s,
+        machine_busy_cores=out.machine_cpu_window_s / w,
+        other_cores=others / w,
+        window_s=w,
         bottleneck=verdict,
         errors=errors,
     )
@@ -210,16 +235,28 @@ def report(
             f.write(json.dumps(record) + "\n")
 
 
-def bottleneck(server_cpu: float | None, window: float, client_cores: list[float]) -> str:
-    if server_cpu is None or window <= 0:
+def bottleneck(
+    server_cpu: float | None, window: float, client_cores: list[float], busy: float, other: float
+) -> str:
+    """A reading of the CPU figures, not a proof: the server is one event loop (one core)."""
+    if server_cpu is None:
         return "unknown (external server: no server CPU figure)"
     s = server_cpu / window
     c = max(client_cores, default=0.0)
+    ncpu = os.cpu_count() or 1
+    ours = "server" if s >= sum(client_cores) else "client"
+    if busy >= 0.9 * ncpu and other >= 0.3:
+        return (
+            f"the machine (all {ncpu} cores busy, {other:.2f} of them other work); of ours the "
+            f"{ours} used more (server {s:.2f}, clients {sum(client_cores):.2f} cores)"
+        )
     if s >= 0.85 and s >= c:
         return f"server (its one event loop used {s:.2f} cores)"
     if c >= 0.85:
         return f"client (a load process used {c:.2f} cores; add --procs or cores)"
-    return f"neither saturated (server {s:.2f}, busiest client {c:.2f} cores): offered load or the shared machine"
+    if busy >= 0.9 * ncpu:
+        return f"CPU: both cores busy (server {s:.2f}, clients {sum(client_cores):.2f} cores)"
+    return f"neither saturated (server {s:.2f}, busiest client {c:.2f} cores): offered load"
 
 
 # --- CLI -------------------------------------------------------------------------------------
@@ -426,7 +463,14 @@ def direct(
             "p50_ms": percentile(lat, 50),
             "p99_ms": percentile(lat, 99),
         }
-        report("direct: sustained 1:1 messages", lines, out, rec, json_out)
+        report(
+            "direct: sustained 1:1 messages",
+            lines,
+            out,
+            rec,
+            json_out,
+            ("message", out.total("acked_in_window")),
+        )
     finally:
         server.stop()
 
@@ -482,7 +526,14 @@ def latency(
                 "p95_ms": p[95],
                 "p99_ms": p[99],
             }
-            report(f"latency at {rate:g} msgs/s", lines, out, rec, json_out)
+            report(
+                f"latency at {rate:g} msgs/s",
+                lines,
+                out,
+                rec,
+                json_out,
+                ("message", out.total("sent_in_window")),
+            )
     finally:
         server.stop()
 
@@ -549,7 +600,14 @@ def group(
             "p99_ms": percentile(lat, 99),
             "drops": out.total("drops"),
         }
-        report(f"group: {members} members", lines, out, rec, json_out)
+        report(
+            f"group: {members} members",
+            lines,
+            out,
+            rec,
+            json_out,
+            ("delivery", out.total("delivered_in_window")),
+        )
     finally:
         server.stop()
 

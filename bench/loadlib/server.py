@@ -32,6 +32,13 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def machine_cpu_s() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores; /proc/stat, not idle/iowait):
+    the part not spent by the server or the load processes is other work on a shared box."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / _TICK
+
+
 def proc_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
