@@ -33,8 +33,19 @@ def main(roles: set[str]) -> int:
         if target.exists() and sha256(target) == digest:
             continue
         extra = EMSCRIPTEN if "pyemscripten" in filename else []
-        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-               "--only-binary=:all:", *extra, req, "-d", str(DEST)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            *extra,
+            req,
+            "-d",
+            str(DEST),
+        ]
         subprocess.run(cmd, check=True)
         if not target.exists() or sha256(target) != digest:
             target.unlink(missing_ok=True)
