@@ -19,6 +19,7 @@ import click
 import uvicorn
 
 from parley_server.app import create_app
+from parley_server.cli_client import register_commands
 from parley_server.config import Settings, load_settings
 from parley_server.gateway.hub import Hub
 from parley_server.logging import configure_logging, get_logger
@@ -132,6 +133,8 @@ def serve(**options: Any) -> None:
     if not server.started:
         sys.exit(3)
 
+
+register_commands(main)
 
 if __name__ == "__main__":
     main()

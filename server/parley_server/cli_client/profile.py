@@ -1,0 +1,252 @@
+"""The profile directory: who is logged in where, and every secret sealed at rest.
+
+Layout (directory 0700, every file 0600, written atomically)::
+
+    profile.json   public metadata: server, username, user_id, device_id, KDF parameters,
+                   and a key check. No secret, no message text.
+    profile.key    only with --no-profile-passphrase: the random profile key (then the
+                   secrets are protected by file permissions alone)
+    secrets.bin    sealed: the session token
+    store.bin      sealed: the local store (sqlite image: entries, cursors, outbox)
+    e2e.bin        sealed: the end-to-end state (identity keys, sessions, sender keys) and
+                   the decrypted timeline
+    names.bin      sealed: user ids -> usernames this profile has learned
+
+"Sealed" = XChaCha20-Poly1305 under the profile key, with the file's name as associated data
+(a sealed file cannot be swapped for another). The profile key is Argon2id(passphrase, salt)
+unless the user opted out at login.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import click
+import msgspec
+
+from parley.crypto import backend
+from parley.crypto.errors import CryptoError
+from parley_server.cli_client.errors import CliError
+
+FORMAT = 1
+KEY_LEN = 32
+SALT_LEN = 16
+_NONCE_LEN = 24
+_MAGIC = b"PRLYPRF1"
+_CHECK = b"parley profile key check v1"
+
+PASSPHRASE_ENV = "PARLEY_PROFILE_PASSPHRASE"
+KDF_ENV = "PARLEY_PROFILE_KDF"
+# name -> (opslimit, memlimit). "interactive" is libsodium's interactive pair (2, 64 MiB).
+KDF_LIMITS: dict[str, tuple[int, int]] = {
+    "min": (backend.PWHASH_OPSLIMIT_MIN, backend.PWHASH_MEMLIMIT_MIN),
+    "interactive": (2, 64 * 1024 * 1024),
+    "moderate": (backend.PWHASH_OPSLIMIT_MODERATE, backend.PWHASH_MEMLIMIT_MODERATE),
+}
+DEFAULT_KDF = "interactive"
+
+SECRETS = "secrets.bin"
+STORE = "store.bin"
+E2E = "e2e.bin"
+NAMES = "names.bin"
+_META = "profile.json"
+_KEYFILE = "profile.key"
+
+
+def default_dir() -> str:
+    """The per-user config dir (``~/.config/parley`` on Linux, the platform's elsewhere)."""
+    return click.get_app_dir("parley")
+
+
+class ProfileMeta(msgspec.Struct):
+    server: str
+    username: str
+    user_id: str
+    device_id: int
+    device_name: str
+    protection: str  # "passphrase" | "file"
+    salt: bytes = b""
+    opslimit: int = 0
+    memlimit: int = 0
+    check: bytes = b""
+    format: int = FORMAT
+
+
+class Secrets(msgspec.Struct):
+    token: str
+
+
+class Profile:
+    """One profile directory. ``key`` is None until ``unlock``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self.key: bytes | None = None
+        self.meta: ProfileMeta | None = None
+
+    # --- metadata ------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return (self.path / _META).is_file()
+
+    def load_meta(self) -> ProfileMeta:
+        try:
+            data = (self.path / _META).read_bytes()
+        except FileNotFoundError:
+            raise CliError(
+                f"not logged in (no profile in {self.path}): run 'parley login USERNAME'"
+            ) from None
+        try:
+            self.meta = msgspec.json.decode(data, type=ProfileMeta)
+        except msgspec.DecodeError:
+            raise CliError(f"the profile in {self.path} is damaged: log in again") from None
+        if self.meta.format != FORMAT:
+            raise CliError(f"the profile in {self.path} has an unknown format")
+        return self.meta
+
+    def create(self, meta: ProfileMeta, passphrase: str | None, kdf: str) -> None:
+        """Start a fresh profile (any previous one is wiped) and derive its key."""
+        self.wipe()
+        self._ensure_dir()
+        if passphrase is None:
+            key = backend.random_bytes(KEY_LEN)
+            self._write(_KEYFILE, key)
+            meta.protection = "file"
+        else:
+            ops, mem = KDF_LIMITS[kdf]
+            meta.protection = "passphrase"
+            meta.salt = backend.random_bytes(SALT_LEN)
+            meta.opslimit, meta.memlimit = ops, mem
+            key = _derive(passphrase, meta)
+        self.key = key
+        meta.check = self._seal_with(key, _META, _CHECK)
+        self.meta = meta
+        self._write(_META, msgspec.json.encode(meta))
+
+    def unlock(self, passphrase: str | None = None) -> ProfileMeta:
+        """Load the metadata and the profile key (prompting for the passphrase if needed)."""
+        meta = self.load_meta()
+        if meta.protection == "file":
+            try:
+                key = (self.path / _KEYFILE).read_bytes()
+            except FileNotFoundError:
+                raise CliError(f"the profile key file in {self.path} is missing") from None
+        else:
+            if passphrase is None:
+                passphrase = read_passphrase(confirm=False)
+            key = _derive(passphrase, meta)
+        try:
+            ok = self._open_with(key, _META, meta.check) == _CHECK
+        except CliError:
+            ok = False
+        if not ok:
+            raise CliError("wrong profile passphrase")
+        self.key = key
+        return meta
+
+    # --- sealed files --------------------------------------------------------------------
+    def seal(self, name: str, data: bytes) -> None:
+        self._write(name, self._seal_with(self._need_key(), name, data))
+
+    def unseal(self, name: str) -> bytes | None:
+        """The plaintext of a sealed file, or None when it does not exist."""
+        try:
+            blob = (self.path / name).read_bytes()
+        except FileNotFoundError:
+            return None
+        return self._open_with(self._need_key(), name, blob)
+
+    def remove(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / name).unlink()
+
+    def secrets(self) -> Secrets:
+        data = self.unseal(SECRETS)
+        if data is None:
+            raise CliError("not logged in: run 'parley login USERNAME'")
+        return msgspec.msgpack.decode(data, type=Secrets)
+
+    def save_secrets(self, secrets: Secrets) -> None:
+        self.seal(SECRETS, msgspec.msgpack.encode(secrets))
+
+    def wipe(self) -> None:
+        """Delete every file this module writes (the directory itself stays)."""
+        for name in (_META, _KEYFILE, SECRETS, STORE, E2E, NAMES):
+            self.remove(name)
+        for leftover in self.path.glob("*.tmp") if self.path.is_dir() else ():
+            leftover.unlink()
+
+    # --- internals -----------------------------------------------------------------------
+    def _need_key(self) -> bytes:
+        if self.key is None:
+            raise RuntimeError("profile is locked")
+        return self.key
+
+    def _seal_with(self, key: bytes, name: str, data: bytes) -> bytes:
+        nonce = backend.random_bytes(_NONCE_LEN)
+        return _MAGIC + nonce + backend.aead_encrypt(data, _MAGIC + name.encode(), nonce, key)
+
+    def _open_with(self, key: bytes, name: str, blob: bytes) -> bytes:
+        head = len(_MAGIC)
+        if blob[:head] != _MAGIC or len(blob) < head + _NONCE_LEN:
+            raise CliError(f"{name} in the profile is damaged: log in again")
+        nonce = blob[head : head + _NONCE_LEN]
+        try:
+            return backend.aead_decrypt(
+                blob[head + _NONCE_LEN :], _MAGIC + name.encode(), nonce, key
+            )
+        except CryptoError:
+            raise CliError(f"{name} in the profile cannot be decrypted: log in again") from None
+
+    def _ensure_dir(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.path, 0o700)
+
+    def _write(self, name: str, data: bytes) -> None:
+        """Atomic 0600 write: temp file, fsync, rename."""
+        self._ensure_dir()
+        tmp = self.path / f"{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path / name)
+
+
+def _derive(passphrase: str, meta: ProfileMeta) -> bytes:
+    if len(meta.salt) != SALT_LEN or meta.opslimit <= 0 or meta.memlimit <= 0:
+        raise CliError("the profile's key parameters are damaged: log in again")
+    return backend.pwhash_argon2id(
+        KEY_LEN, passphrase.encode("utf-8"), meta.salt, meta.opslimit, meta.memlimit
+    )
+
+
+def kdf_choice() -> str:
+    name = os.environ.get(KDF_ENV, DEFAULT_KDF).strip().lower() or DEFAULT_KDF
+    if name not in KDF_LIMITS:
+        raise CliError(f"{KDF_ENV} must be one of: {', '.join(KDF_LIMITS)}", 2)
+    return name
+
+
+def read_passphrase(*, confirm: bool) -> str:
+    """From PARLEY_PROFILE_PASSPHRASE, else prompted (hidden; twice when ``confirm``)."""
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env is not None:
+        if not env:
+            raise CliError(f"{PASSPHRASE_ENV} is set but empty")
+        return env
+    try:
+        value: str = click.prompt(
+            "Profile passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+        )
+    except click.Abort:
+        raise CliError("no profile passphrase given") from None
+    if not value:
+        raise CliError("the profile passphrase cannot be empty")
+    return value

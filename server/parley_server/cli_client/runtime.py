@@ -1,0 +1,196 @@
+"""What every command shares: the options (server, profile), running a coroutine with errors
+turned into one line, and a connected, sealed E2E client for the logged-in profile."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import click
+import httpx
+import msgspec
+
+from parley_server.cli_client.errors import INTERRUPTED, CliError, NetworkError, from_server
+from parley_server.cli_client.http_api import AccountApi
+from parley_server.cli_client.names import Names
+from parley_server.cli_client.profile import Profile, ProfileMeta, Secrets, default_dir
+
+if TYPE_CHECKING:
+    from parley_server.cpython_client.e2e_client import E2EClient
+
+T = TypeVar("T")
+P = ParamSpec("P")
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+CONNECT_TIMEOUT_S = 15.0
+DEBUG_ENV = "PARLEY_DEBUG"
+
+
+@dataclass
+class Ctx:
+    """The group-level options, reachable from every command as ``ctx.obj``."""
+
+    server: str = DEFAULT_SERVER
+    profile_dir: str = ""
+    _unlocked: tuple[Profile, ProfileMeta, Secrets] | None = None
+    _names: Names | None = None
+
+    def profile(self) -> Profile:
+        return Profile(self.profile_dir or default_dir())
+
+    def logged_in(self) -> tuple[Profile, ProfileMeta, Secrets]:
+        """Unlock the profile once per run (passphrase) and check it is for this server."""
+        if self._unlocked is not None:
+            return self._unlocked
+        profile = self.profile()
+        meta = profile.unlock()
+        if meta.server.rstrip("/") != self.server.rstrip("/") and self.server_given():
+            raise CliError(
+                f"this profile is logged in to {meta.server}, not {self.server}: "
+                "use another --profile or log in again"
+            )
+        self.server = meta.server
+        self._unlocked = (profile, meta, profile.secrets())
+        return self._unlocked
+
+    def adopt(self, profile: Profile, meta: ProfileMeta, secrets: Secrets) -> None:
+        """A profile just created by ``login`` (no second passphrase prompt)."""
+        self._unlocked = (profile, meta, secrets)
+
+    def names(self) -> Names:
+        if self._names is None:
+            profile, meta, _ = self.logged_in()
+            self._names = Names(profile, (meta.user_id, meta.username))
+        return self._names
+
+    def server_given(self) -> bool:
+        src = click.get_current_context().get_parameter_source("server")
+        return src not in (None, click.core.ParameterSource.DEFAULT)
+
+
+def fail(err: CliError) -> None:
+    click.echo(f"parley: error: {err.message}", err=True)
+    sys.exit(err.code)
+
+
+def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run one command's coroutine; network and client failures come out as CliError."""
+    return asyncio.run(_guarded(coro_fn))
+
+
+def guard(fn: Callable[P, None]) -> Callable[P, None]:
+    """Wrap a command callback: every failure becomes ONE line on stderr and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            fn(*args, **kwargs)
+        except CliError as err:
+            fail(err)
+        except KeyboardInterrupt:
+            click.echo("parley: interrupted", err=True)
+            sys.exit(INTERRUPTED)
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            mapped = map_client_error(exc)
+            fail(
+                mapped
+                or CliError(
+                    f"unexpected failure ({type(exc).__name__}); set {DEBUG_ENV}=1 for details"
+                )
+            )
+
+    return wrapper
+
+
+async def _guarded(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await coro_fn()
+    except (httpx.TimeoutException, TimeoutError):
+        raise NetworkError("the server did not answer in time") from None
+    except (httpx.TransportError, ConnectionError):
+        raise NetworkError("cannot reach the server") from None
+    except CliError:
+        raise
+    except Exception as exc:
+        mapped = map_client_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from None
+
+
+def map_client_error(exc: BaseException) -> CliError | None:
+    """Errors of the client stack (session requests, key directory, crypto) as sentences."""
+    from parley.client.session import RequestError
+    from parley.crypto.errors import CryptoError, SendingBlocked
+
+    if isinstance(exc, SendingBlocked):
+        return CliError(
+            "the safety number of someone in this chat changed: check it with "
+            "'parley verify USER' before sending"
+        )
+    if isinstance(exc, RequestError):
+        if exc.code == "stopped":
+            return CliError("the connection to the server was closed")
+        return from_server(exc.code, exc.message)
+    if isinstance(exc, CryptoError):
+        return CliError(f"encryption failure: {type(exc).__name__}")
+    status = getattr(exc, "status", None)
+    if type(exc).__name__ == "KeyDirectoryError" and isinstance(status, int):
+        text = str(exc).split(": ", 1)[-1]
+        try:
+            body = msgspec.json.decode(text)
+            code = str(body.get("code", "")) if isinstance(body, dict) else ""
+        except msgspec.DecodeError:
+            code = ""
+        if code == "account_key_changed":
+            return CliError(
+                "this account's encryption keys live on another device; linking a new CLI "
+                "device is not supported yet"
+            )
+        return from_server(code or "internal", "", what="key")
+    return None
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    ctx: Ctx, on_ready: Callable[[Any], Awaitable[None]] | None = None
+) -> AsyncIterator[tuple[E2EClient, Profile, ProfileMeta]]:
+    """The logged-in device, E2E layer started and online; closed (state sealed) on exit.
+    ``on_ready`` runs on the client before it connects."""
+    from parley_server.cli_client.secure_client import open_secure
+
+    profile, meta, secrets = ctx.logged_in()
+    client = open_secure(profile, secrets)
+    try:
+        if on_ready is not None:
+            await on_ready(client)
+        await client.start()
+        try:
+            await client.wait_online(CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            raise NetworkError(f"cannot reach the server at {meta.server}") from None
+        except Exception:
+            stop = client.client.session.stop_reason
+            if stop is not None and stop.code in ("unauthorized", "device_revoked"):
+                raise from_server(stop.code) from None
+            raise
+        yield client, profile, meta
+    finally:
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+async def api(ctx: Ctx) -> tuple[AccountApi, Profile, ProfileMeta]:
+    profile, meta, secrets = ctx.logged_in()
+    return AccountApi(meta.server, secrets.token), profile, meta
+
+
+def jsonable(value: Any) -> Any:
+    return msgspec.to_builtins(value)

@@ -1,0 +1,83 @@
+"""The E2E client on a sealed profile: ``E2EClient`` with its stores moved into memory and
+sealed into the profile (``store.bin``, ``e2e.bin``) instead of plain sqlite files.
+
+``E2EClient`` opens its two sqlite files itself; we let it do that in a private temporary
+directory, swap both databases for in-memory ones loaded from the sealed images, and delete the
+directory before anything is stored (nothing secret ever touches it: the state is only loaded
+there, never saved). Every ``save()`` re-seals the E2E image; the local store re-seals itself
+per transaction.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from parley_server.cli_client.errors import CliError
+from parley_server.cli_client.profile import E2E, Profile, Secrets
+from parley_server.cli_client.sealed_store import SealedLocalStore
+
+if TYPE_CHECKING:
+    from parley_server.cpython_client.e2e_client import E2EClient
+
+E2E_MISSING = (
+    "end-to-end encryption is not available in this build (parley_server.cpython_client."
+    "e2e_client is missing): refusing to send or read messages unencrypted"
+)
+
+
+def e2e_class() -> type[E2EClient]:
+    """The E2E client class, or a one-line refusal when the layer is not there."""
+    try:
+        from parley_server.cpython_client.e2e_client import E2EClient
+    except ImportError:
+        raise CliError(E2E_MISSING) from None
+    return E2EClient
+
+
+def open_secure(profile: Profile, secrets: Secrets) -> E2EClient:
+    """An ``E2EClient`` whose every byte at rest is sealed with the profile key."""
+    from parley.client.e2e import state as st_mod
+
+    base = e2e_class()
+    meta = profile.meta
+    assert meta is not None
+
+    class SealedE2EClient(base):  # type: ignore[valid-type,misc]
+        def save(self) -> None:
+            super().save()
+            profile.seal(E2E, self.db.serialize())
+
+    tmp = Path(tempfile.mkdtemp(prefix="parley-cli-"))
+    try:
+        client = SealedE2EClient(
+            meta.server, meta.user_id, meta.device_id, secrets.token, tmp / "bootstrap.db"
+        )
+        # Local store: sealed, in memory.
+        client.client.store.db.close()
+        store = SealedLocalStore(profile)
+        client.client.store = store
+        client.client.session.store = store
+        # E2E state and decrypted timeline: sealed, in memory.
+        fresh_schema = client.db.execute(
+            "SELECT group_concat(sql, ';') FROM sqlite_master WHERE type = 'table'"
+        ).fetchone()[0]
+        client.db.close()
+        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        image = profile.unseal(E2E)
+        if image is not None:
+            db.deserialize(image)
+            row = db.execute("SELECT v FROM e2e_state WHERE k = 'state'").fetchone()
+            if row is not None:
+                client.st = st_mod.loads(row[0])
+        else:
+            db.executescript(fresh_schema + ";")
+        client.db = db
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if client.st.own.user_id != meta.user_id or client.st.own.device_id != meta.device_id:
+        raise CliError("the profile's encryption state belongs to another device: log in again")
+    return client
