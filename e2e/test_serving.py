@@ -75,3 +75,16 @@ def test_missing_build_answers_503(tmp_path: Path) -> None:
         assert "scripts/build_web.py" in r.text
         assert client.get("/sw.js").status_code == 404
         assert client.get("/assets/boot.js").status_code == 404
+
+
+def test_loopback_guard_classifies_hosts() -> None:
+    """The guard every e2e context uses: only loopback (and in-page data/blob URLs) pass."""
+    from e2e.conftest import is_local
+
+    assert is_local("http://127.0.0.1:8000/assets/x.js")
+    assert is_local("ws://localhost:1/ws")
+    assert is_local("http://[::1]:8000/")
+    assert is_local("data:,")
+    assert not is_local("https://cdn.jsdelivr.net/pyodide/v0.28.0/full/msgspec.whl")
+    assert not is_local("http://127.0.0.1.example.com/")
+    assert not is_local("http://10.0.0.1/")
