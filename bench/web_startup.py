@@ -31,7 +31,7 @@ from playwright.sync_api import Browser, BrowserContext, sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, is_local  # noqa: E402
+from e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, is_local, settle  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 
 READY_TIMEOUT_MS = 120_000
@@ -100,7 +100,7 @@ def run(url: str, runs: int) -> dict[str, list[Sample]]:
             page.goto(url)
             page.wait_for_selector("body[data-python=ready]", timeout=READY_TIMEOUT_MS)
             page.wait_for_function("window.parleyBoot.sw !== undefined")
-            if page.evaluate("window.parleyBoot.sw") is not True:
+            if settle(page, "window.parleyBoot.sw", READY_TIMEOUT_MS) is not True:
                 raise RuntimeError("service worker did not install")
             page.close()
             results["warm-sw"] = [load(ctx, url, foreign) for _ in range(runs)]

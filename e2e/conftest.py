@@ -124,3 +124,17 @@ def screenshot(page: object, name: str) -> None:
     assert isinstance(page, Page)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def settle(page: object, expression: str, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> object:
+    """Await a page-side promise with a bound (``page.evaluate`` alone would wait forever)."""
+    from playwright.sync_api import Page
+
+    assert isinstance(page, Page)
+    return page.evaluate(
+        """([expr, ms]) => Promise.race([
+            (0, eval)(expr),
+            new Promise((_, reject) => setTimeout(() => reject(new Error(`timeout: ${expr}`)), ms)),
+        ])""",
+        [expression, timeout_ms],
+    )

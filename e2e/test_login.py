@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import BrowserContext, expect
 
-from e2e.conftest import PYTHON_READY_TIMEOUT_MS, screenshot
+from e2e.conftest import PYTHON_READY_TIMEOUT_MS, screenshot, settle
 from tests.support.accounts import PASSWORD, login, unique_name
 
 
@@ -22,7 +22,7 @@ def test_register_then_login_shows_welcome(context: BrowserContext, base_url: st
     screenshot(page, "welcome-after-register")
 
     # The first start saved an interpreter snapshot: the second signs in from a restored one.
-    assert page.evaluate("window.parleyBoot.snapshotSaved") is True
+    assert settle(page, "window.parleyBoot.snapshotSaved") is True
     again = context.new_page()
     again.goto(base_url + "/")
     again.wait_for_selector("body[data-python=ready]", timeout=PYTHON_READY_TIMEOUT_MS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import BrowserContext, expect
 
-from e2e.conftest import PYTHON_READY_TIMEOUT_MS, screenshot
+from e2e.conftest import PYTHON_READY_TIMEOUT_MS, screenshot, settle
 
 
 def test_warm_reload_offline(context: BrowserContext, base_url: str) -> None:
@@ -14,10 +14,10 @@ def test_warm_reload_offline(context: BrowserContext, base_url: str) -> None:
     page.wait_for_selector("body[data-python=ready]", timeout=PYTHON_READY_TIMEOUT_MS)
     # boot.js registers the worker once Python is ready; its install precaches everything.
     page.wait_for_function("window.parleyBoot.sw !== undefined")
-    assert page.evaluate("window.parleyBoot.sw") is True
+    assert settle(page, "window.parleyBoot.sw") is True
     page.wait_for_function("navigator.serviceWorker.controller !== null")
     assert page.evaluate("window.parleyBoot.snapshot") == "made"
-    assert page.evaluate("window.parleyBoot.snapshotSaved") is True
+    assert settle(page, "window.parleyBoot.snapshotSaved") is True
 
     context.set_offline(True)
     offline_error = None
