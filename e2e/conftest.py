@@ -132,9 +132,8 @@ def settle(page: object, expression: str, timeout_ms: int = DEFAULT_TIMEOUT_MS) 
 
     assert isinstance(page, Page)
     return page.evaluate(
-        """([expr, ms]) => Promise.race([
-            (0, eval)(expr),
-            new Promise((_, reject) => setTimeout(() => reject(new Error(`timeout: ${expr}`)), ms)),
-        ])""",
-        [expression, timeout_ms],
+        f"""() => Promise.race([
+            Promise.resolve({expression}),
+            new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), {timeout_ms})),
+        ])"""
     )

@@ -37,6 +37,7 @@ def test_python_ready_with_shared_package(
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(base_url + "/")
     page.wait_for_selector(
         "body[data-python=ready], body[data-python=failed]", timeout=PYTHON_READY_TIMEOUT_MS
@@ -50,6 +51,6 @@ f"{msgspec.__version__} {b.NAME} {sys.version_info[:2]}"
 `)"""
     )
     assert probe == "0.22.0 libsodium.js (3, 14)"
-    assert errors == []
+    assert errors == []  # includes Content-Security-Policy violations
     assert any(url.endswith(".whl") for url in request_log.urls), "msgspec came from our wheel"
     screenshot(page, "python-ready")

@@ -22,6 +22,7 @@ def test_shell_is_no_cache_and_names_hashed_assets(base_url: str, web_dist: Path
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
     assert r.headers["cache-control"] == "no-cache"
+    assert "script-src 'self' 'wasm-unsafe-eval';" in r.headers["content-security-policy"]
     assets = _manifest(web_dist)
     for name in ("boot.js", "style.css", "pyodide.asm.wasm", "app.zip"):
         assert assets[name] in r.text

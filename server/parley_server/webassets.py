@@ -42,6 +42,13 @@ NOT_BUILT = (
     "(it writes web/dist/, or set PARLEY_WEB_DIST to a built directory)\n"
 )
 _COMMON = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+# The shell runs only our own scripts: no inline or eval'd code, wasm compile allowed, network
+# only to this origin (XSS in a chat client means stolen keys).
+CSP = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+    "img-src 'self' data: blob:; connect-src 'self'; worker-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 # Preferred first; the suffix the build writes for each.
 _ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
 
@@ -132,8 +139,8 @@ def web_routes(root: Path | None = None) -> list[HTTPRouteHandler]:
                 media_type="text/plain; charset=utf-8",
                 headers={**_COMMON, "Cache-Control": "no-store", "Retry-After": "30"},
             )
-        coop = {"Cross-Origin-Opener-Policy": "same-origin"}
-        return _revalidated(request, cached, "text/html", coop)
+        extra = {"Cross-Origin-Opener-Policy": "same-origin", "Content-Security-Policy": CSP}
+        return _revalidated(request, cached, "text/html", extra)
 
     @get("/sw.js", include_in_schema=False, sync_to_thread=False)
     def service_worker(request: Request[Any, Any, Any]) -> Response[bytes]:
