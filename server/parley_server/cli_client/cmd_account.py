@@ -142,7 +142,7 @@ def logout(ctx: Ctx) -> None:
         try:
             await account.logout()
         except CliError as err:
-            if "log in" not in err.message:  # already revoked/expired: just clean up locally
+            if err.server_code not in ("unauthorized", "device_revoked"):  # else: clean up
                 raise
 
     run(go)

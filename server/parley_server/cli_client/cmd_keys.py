@@ -22,11 +22,12 @@ RECOVERY_KEY_ENV = "PARLEY_RECOVERY_KEY"
 @click.command(
     cls=ParleyCommand,
     epilog="""\b
-Compare the number with the one your contact sees (in person or on a call).
-If they match, mark the contact verified:
+Compare the number with the one your contact sees (in person or on a call);
+if they match, mark the contact verified. After a contact's key changed,
+sending is blocked until you accept the new number.
+Examples:
   parley verify bob
   parley verify bob --mark
-After a contact's key changed, sending is blocked until you accept it:
   parley verify bob --accept-change""",
 )
 @click.argument("user")

@@ -16,10 +16,11 @@ INTERRUPTED = 130
 class CliError(Exception):
     """Printed as ``parley: error: <message>`` on stderr, then ``exit(code)``."""
 
-    def __init__(self, message: str, code: int = USER) -> None:
+    def __init__(self, message: str, code: int = USER, server_code: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.server_code = server_code  # the server's ErrorCode value, when it said one
 
 
 class NetworkError(CliError):
@@ -66,4 +67,4 @@ def from_server(code: str, detail: str = "", *, what: str = "") -> CliError:
     elif code == "invalid" and detail:
         sentence = f"the server refused the request: {detail}"
     exit_code = NETWORK if code in _NETWORK_CODES else USER
-    return CliError(sentence, exit_code)
+    return CliError(sentence, exit_code, code)

@@ -1,0 +1,383 @@
+"""The ``parley`` client commands end to end against the real server, real E2E crypto on both
+sides, real sockets: in-process through click's CliRunner (``cli``) where speed matters, and the
+real console entry in subprocesses (``parley``: ``python -m parley_server.cli``) for exit codes,
+stderr lines and ``watch``.
+
+Every subprocess has a timeout; ``watch`` is stopped by its own PID (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from parley_server.cli import main
+from parley_server.cli_client.profile import Profile
+from tests.support.accounts import PASSWORD, unique_name
+from tests.support.server import ServerProcess, free_port
+
+RUN_TIMEOUT_S = 60.0
+PASSPHRASE = "profile passphrase for tests"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def cli_env(server: str, profile: Path | None = None, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PARLEY_SERVER": server,
+        "PARLEY_PROFILE_KDF": "min",  # Argon2id MIN limits: fast tests
+        "PARLEY_PROFILE_PASSPHRASE": PASSPHRASE,
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+    if profile is not None:
+        env["PARLEY_PROFILE"] = str(profile)
+    return env
+
+
+def parley(env: dict[str, str], *args: str, stdin: str = "") -> Result:
+    p = subprocess.run(
+        [sys.executable, "-m", "parley_server.cli", *args],
+        input=stdin, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S,
+    )  # fmt: skip
+    return Result(p.returncode, p.stdout, p.stderr)
+
+
+def cli(env: dict[str, str], *args: str, stdin: str = "") -> Result:
+    """In-process run of the same click group (the commands still use real sockets)."""
+    r = CliRunner().invoke(main, list(args), input=stdin, env=env, catch_exceptions=False)
+    return Result(r.exit_code, r.stdout, r.stderr)
+
+
+def one_error_line(r: Result) -> str:
+    """The error contract: exactly one line on stderr, no traceback."""
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    assert "Traceback" not in r.err
+    return lines[0]
+
+
+@dataclass
+class User:
+    name: str
+    env: dict[str, str]
+    profile: Path
+
+
+def new_user(server: ServerProcess, tmp: Path, prefix: str, *login_args: str) -> User:
+    name = unique_name(prefix)
+    profile = tmp / f"profile-{name}"
+    env = cli_env(server.http_url, profile)
+    r = cli(env, "register", name, "--password-stdin", stdin=PASSWORD + "\n")
+    assert r.code == 0, r.err
+    assert f"Registered {name}" in r.out
+    r = cli(env, "login", name, "--password-stdin", "--device-name", "cli-test",
+               *login_args, stdin=PASSWORD + "\n")  # fmt: skip
+    assert r.code == 0, r.err
+    assert f"Logged in as {name}" in r.out
+    assert "Encryption keys created and published" in r.err, r.err
+    return User(name, env, profile)
+
+
+# --- help ------------------------------------------------------------------------------------
+
+HELP = {
+    ("register",): ["USERNAME", "--password-stdin"],
+    ("login",): ["USERNAME", "--device-name", "--no-profile-passphrase"],
+    ("logout",): [],
+    ("devices",): ["--revoke"],
+    ("contacts",): [],
+    ("request",): ["USER", "--note"],
+    ("requests",): [],
+    ("accept",): ["USER"],
+    ("reject",): ["USER"],
+    ("block",): ["USER"],
+    ("unblock",): ["USER"],
+    ("chats",): [],
+    ("send",): ["USER|CHAT-ID", "TEXT"],
+    ("history",): ["USER|CHAT-ID", "--limit"],
+    ("watch",): ["--json"],
+    ("verify",): ["USER", "--mark"],
+    ("backup", "create"): ["--passphrase"],
+    ("backup", "restore"): ["--passphrase"],
+}
+
+
+@pytest.mark.parametrize("path", list(HELP), ids=" ".join)
+def test_help_of_every_command(path: tuple[str, ...]) -> None:
+    r = CliRunner().invoke(main, [*path, "--help"])
+    assert r.exit_code == 0, r.output
+    assert "Usage:" in r.output
+    assert "--server" in r.output and "--profile" in r.output
+    assert "Example" in r.output
+    for word in HELP[path]:
+        assert word in r.output, (path, word)
+
+
+def test_every_client_command_is_covered_by_the_help_test() -> None:
+    top = {name for name in main.commands if name != "serve"}
+    assert top == {p[0] for p in HELP}
+
+
+# --- accounts and profile ------------------------------------------------------------------------
+
+
+def test_register_login_devices_revoke_logout(server: ServerProcess, tmp_path: Path) -> None:
+    alice = new_user(server, tmp_path, "cli_acc")
+    r = cli(alice.env, "devices")
+    assert r.code == 0, r.err
+    assert "cli-test" in r.out and "this device" in r.out
+
+    # A second device of the same account, in another profile.
+    second = cli_env(server.http_url, tmp_path / "second")
+    r = cli(second, "login", alice.name, "--password-stdin", "--device-name", "tablet",
+               stdin=PASSWORD + "\n")  # fmt: skip
+    assert r.code == 0, r.err
+    r = cli(alice.env, "devices")
+    assert "tablet" in r.out
+    tablet_id = next(ln.split()[0] for ln in r.out.splitlines() if "tablet" in ln)
+
+    r = cli(alice.env, "devices", "--revoke", tablet_id)
+    assert r.code == 0, r.err
+    assert f"Device {tablet_id} revoked" in r.out
+    assert "tablet" not in cli(alice.env, "devices").out
+    r = parley(second, "devices")  # the revoked device's profile no longer works
+    assert r.code == 1
+    assert "parley login" in one_error_line(r)
+
+    r = cli(alice.env, "logout")
+    assert r.code == 0, r.err
+    assert not (alice.profile / "profile.json").exists()
+    assert not (alice.profile / "secrets.bin").exists()
+    r = cli(alice.env, "chats")
+    assert r.code == 1
+    assert "not logged in" in one_error_line(r)
+
+
+def test_profile_holds_no_plaintext(server: ServerProcess, tmp_path: Path) -> None:
+    alice = new_user(server, tmp_path, "cli_pa")
+    bob = new_user(server, tmp_path, "cli_pb")
+    marker = f"MARKER-{unique_name('m')}"
+    r = parley(alice.env, "send", bob.name, marker)
+    assert r.code == 0, r.err
+    r = cli(bob.env, "history", alice.name)
+    assert r.code == 0, r.err
+    assert marker in r.out  # decrypted on bob's side...
+
+    for u in (alice, bob):
+        prof = Profile(u.profile)
+        prof.unlock(PASSPHRASE)
+        token = prof.secrets().token.encode()
+        assert stat.S_IMODE(u.profile.stat().st_mode) == 0o700
+        files = [p for p in u.profile.iterdir() if p.is_file()]
+        assert {p.name for p in files} >= {"profile.json", "secrets.bin", "store.bin", "e2e.bin"}
+        for p in files:
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+            data = p.read_bytes()
+            assert marker.encode() not in data, p  # ...but nowhere in the profile files
+            assert token not in data, p
+            assert b"sqlite" not in data.lower(), p  # no readable database image
+        assert "protected only by file permissions" not in (u.profile / "profile.json").read_text()
+
+
+def test_no_profile_passphrase_warns_and_uses_a_key_file(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    name = unique_name("cli_np")
+    env = cli_env(server.http_url, tmp_path / "np")
+    del env["PARLEY_PROFILE_PASSPHRASE"]
+    assert cli(env, "register", name, "--password-stdin", stdin=PASSWORD + "\n").code == 0
+    r = cli(env, "login", name, "--password-stdin", "--no-profile-passphrase",
+               stdin=PASSWORD + "\n")  # fmt: skip
+    assert r.code == 0, r.err
+    assert "protected only by file permissions" in r.err
+    key = tmp_path / "np" / "profile.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    r = cli(env, "devices", stdin="")  # no passphrase needed, none prompted
+    assert r.code == 0, r.err
+    assert "this device" in r.out
+
+
+# --- messaging ---------------------------------------------------------------------------------
+
+
+def test_two_users_send_and_history_both_ways(server: ServerProcess, tmp_path: Path) -> None:
+    alice = new_user(server, tmp_path, "cli_ma")
+    bob = new_user(server, tmp_path, "cli_mb")
+    r = parley(alice.env, "send", bob.name, "hello bob, from alice")
+    assert r.code == 0, r.err
+    chat = r.out.split("chat ")[1].split(",")[0]
+    r = cli(
+        bob.env,
+        "send",
+        alice.name,
+        "hi alice",
+    )
+    assert r.code == 0, r.err
+    assert f"chat {chat}," in r.out  # the same direct chat from both sides
+
+    for u, other in ((alice, bob), (bob, alice)):
+        r = parley(u.env, "history", other.name, "--json")
+        assert r.code == 0, r.err
+        rows = [json.loads(line) for line in r.out.splitlines()]
+        assert [(x["type"], x["text"]) for x in rows] == [
+            ("text", "hello bob, from alice"), ("text", "hi alice"),
+        ]  # fmt: skip
+        assert [x["conversation_id"] for x in rows] == [chat, chat]
+        assert rows[0]["seq"] < rows[1]["seq"]
+
+    # by chat id, human format, --limit
+    r = cli(bob.env, "history", chat, "--limit", "1")
+    assert r.code == 0, r.err
+    assert "hi alice" in r.out and "hello bob" not in r.out
+
+    r = cli(alice.env, "chats")
+    assert r.code == 0, r.err
+    line = next(ln for ln in r.out.splitlines() if chat in ln)
+    assert bob.name in line
+
+
+def test_watch_json_prints_a_message_from_the_other_user(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    alice = new_user(server, tmp_path, "cli_wa")
+    bob = new_user(server, tmp_path, "cli_wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parley_server.cli", "watch", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=bob.env, text=True,
+    )  # fmt: skip
+    try:
+        r = cli(alice.env, "send", bob.name, "watch me, bob")
+        assert r.code == 0, r.err
+        line = _read_line(proc, timeout=30.0)
+        msg = json.loads(line)
+        assert msg["type"] == "text" and msg["text"] == "watch me, bob"
+        assert msg["sender_device"] >= 1 and msg["seq"] >= 2 and msg["ts"] > 0
+        assert len(msg["conversation_id"]) == 32
+        assert isinstance(msg["sender"], str) and msg["sender"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            raise
+    assert code == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sel.select(timeout=0.5):
+            line = proc.stdout.readline()
+            if line:
+                return line
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"watch exited {proc.returncode}: {err}")
+    raise AssertionError("watch printed nothing in time")
+
+
+def test_verify_shows_the_same_safety_number_on_both_sides(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    alice = new_user(server, tmp_path, "cli_va")
+    bob = new_user(server, tmp_path, "cli_vb")
+    a = cli(alice.env, "verify", bob.name)
+    b = cli(bob.env, "verify", alice.name)
+    assert a.code == 0 and b.code == 0, a.err + b.err
+
+    def number(out: str) -> list[str]:
+        groups = [g for ln in out.splitlines()[1:3] for g in ln.split()]
+        assert len(groups) == 12 and all(len(g) == 5 and g.isdigit() for g in groups), out
+        return groups
+
+    assert number(a.out) == number(b.out)
+    assert "not verified" in a.out
+    r = cli(alice.env, "verify", bob.name, "--mark")
+    assert r.code == 0, r.err
+    assert "Status: verified" in r.out
+    assert "Status: verified" in cli(alice.env, "verify", bob.name).out
+
+
+def test_backup_create_prints_a_recovery_key_that_restores(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    alice = new_user(server, tmp_path, "cli_ba")
+    bob = new_user(server, tmp_path, "cli_bb")
+    assert cli(bob.env, "send", alice.name, "keep this").code == 0
+    assert cli(alice.env, "history", bob.name).code == 0
+    r = cli(alice.env, "backup", "create")
+    assert r.code == 0, r.err
+    key = r.out.splitlines()[1].strip()
+    assert len(key.replace(" ", "")) == 52  # 32 bytes in base32
+    r = cli({**alice.env, "PARLEY_RECOVERY_KEY": key}, "backup", "restore")
+    assert r.code == 0, r.err
+    assert "Restored" in r.out
+    r = parley({**alice.env, "PARLEY_RECOVERY_KEY": "AAAA " * 13}, "backup", "restore")
+    assert r.code == 1
+    one_error_line(r)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def test_bad_credentials_one_line_exit_1(server: ServerProcess, tmp_path: Path) -> None:
+    alice = new_user(server, tmp_path, "cli_ea")
+    env = cli_env(server.http_url, tmp_path / "other")
+    r = parley(env, "login", alice.name, "--password-stdin", stdin="not the password\n")
+    assert r.code == 1
+    assert one_error_line(r) == "parley: error: wrong username or password"
+    assert not (tmp_path / "other" / "profile.json").exists()
+
+
+def test_unknown_user_one_line_exit_1(server: ServerProcess, tmp_path: Path) -> None:
+    alice = new_user(server, tmp_path, "cli_eu")
+    r = parley(alice.env, "send", "nobody_here_x1", "hello?")
+    assert r.code == 1
+    assert "no such user 'nobody_here_x1'" in one_error_line(r)
+
+
+def test_wrong_profile_passphrase_one_line_exit_1(server: ServerProcess, tmp_path: Path) -> None:
+    alice = new_user(server, tmp_path, "cli_ep")
+    r = parley({**alice.env, "PARLEY_PROFILE_PASSPHRASE": "wrong"}, "chats")
+    assert r.code == 1
+    assert one_error_line(r) == "parley: error: wrong profile passphrase"
+
+
+def test_no_server_reachable_exit_3(tmp_path: Path) -> None:
+    env = cli_env(f"http://127.0.0.1:{free_port()}", tmp_path / "p")
+    r = parley(env, "login", "someone", "--password-stdin", stdin=PASSWORD + "\n")
+    assert r.code == 3
+    assert "cannot reach the server" in one_error_line(r)
+    r = parley(env, "register", "someone", "--password-stdin", stdin=PASSWORD + "\n")
+    assert r.code == 3
+    one_error_line(r)
+
+
+def test_usage_error_one_line_exit_2(tmp_path: Path) -> None:
+    env = cli_env("http://127.0.0.1:9", tmp_path / "p")
+    r = parley(env, "send", "bob")
+    assert r.code == 2
+    assert "Missing argument 'TEXT'" in one_error_line(r)
