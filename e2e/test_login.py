@@ -5,7 +5,7 @@ from __future__ import annotations
 from playwright.sync_api import BrowserContext, expect
 
 from e2e.conftest import PYTHON_READY_TIMEOUT_MS, screenshot, settle
-from tests.support.accounts import PASSWORD, login, unique_name
+from tests.support.accounts import PASSWORD, login, register, unique_name
 
 
 def test_register_then_login_shows_welcome(context: BrowserContext, base_url: str) -> None:
@@ -38,20 +38,13 @@ def test_register_then_login_shows_welcome(context: BrowserContext, base_url: st
 
 def test_wrong_password_shows_error(context: BrowserContext, base_url: str) -> None:
     name = unique_name("web")
+    register(base_url, name)
     page = context.new_page()
     page.goto(base_url + "/")
     page.wait_for_selector("body[data-python=ready]", timeout=PYTHON_READY_TIMEOUT_MS)
     page.fill("#username", name)
-    page.fill("#password", PASSWORD)
-    page.click("#register")
-    expect(page.locator("#welcome")).to_be_visible()
-
-    other = context.new_page()
-    other.goto(base_url + "/")
-    other.wait_for_selector("body[data-python=ready]", timeout=PYTHON_READY_TIMEOUT_MS)
-    other.fill("#username", name)
-    other.fill("#password", "not the password")
-    other.click("#login")
-    expect(other.locator("#auth-message.error")).not_to_be_empty()
-    expect(other.locator("#welcome")).to_be_hidden()
-    screenshot(other, "login-error")
+    page.fill("#password", "not the password")
+    page.click("#login")
+    expect(page.locator("#auth-message.error")).not_to_be_empty()
+    expect(page.locator("#welcome")).to_be_hidden()
+    screenshot(page, "login-error")
