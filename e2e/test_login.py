@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from playwright.sync_api import BrowserContext, expect
 
 from e2e.conftest import PYTHON_READY_TIMEOUT_MS, screenshot, settle
@@ -45,6 +46,12 @@ def test_wrong_password_shows_error(context: BrowserContext, base_url: str) -> N
     page.fill("#username", name)
     page.fill("#password", "not the password")
     page.click("#login")
-    expect(page.locator("#auth-message.error")).not_to_be_empty()
+    direct = httpx.post(
+        f"{base_url}/api/v1/sessions",
+        json={"username": name, "password": "not the password", "device_name": "x"},
+        timeout=10,
+    )
+    assert direct.status_code >= 400
+    expect(page.locator("#auth-message.error")).to_have_text(direct.json()["message"])
     expect(page.locator("#welcome")).to_be_hidden()
     screenshot(page, "login-error")
