@@ -19,8 +19,11 @@ import asyncio
 import json
 import math
 import os
+import shutil
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadlib.accounts import Device, make_devices
 from loadlib.peer import Peer
+from loadlib.profile import summarize
 from loadlib.server import ServerUnderTest, machine_cpu_s
 from loadlib.stats import fmt_ms, machine, percentile
 from loadlib.workers import (
@@ -119,6 +123,8 @@ def run_workers(
     window_start: float,
     window_s: float,
     ready_timeout: float = 600.0,
+    profile: str | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> Outcome:
     """Start the worker processes, wait until all are connected, give them one start time,
     read the server's CPU over the measured window, collect results, then stop them."""
@@ -144,13 +150,22 @@ def run_workers(
             ready_q.get(timeout=ready_timeout)
         out.ready_s = time.monotonic() - t0
         out.rss_ready_kib = server.rss_kib()
+        if on_ready is not None:
+            on_ready()
         go_at.value = time.monotonic() + 0.5
         go.set()
         w0 = go_at.value + window_start
         time.sleep(max(0.0, w0 - time.monotonic()))
         c0, m0 = server.cpu_s(), machine_cpu_s()
+        spy = start_profiler(server, profile, window_s)
         time.sleep(max(0.0, w0 + window_s - time.monotonic()))
         c1, m1 = server.cpu_s(), machine_cpu_s()
+        if spy is not None:
+            try:
+                spy.wait(30)
+            except subprocess.TimeoutExpired:
+                spy.kill()  # our own py-spy, by its Popen handle
+                spy.wait(5)
         out.machine_cpu_window_s = m1 - m0
         out.rss_end_kib = server.rss_kib()
         if c0 is not None and c1 is not None:
@@ -166,6 +181,20 @@ def run_workers(
                 p.terminate()  # our own worker, by its Process handle (PID)
                 p.join(10)
     return out
+
+
+def start_profiler(
+    server: ServerUnderTest, out_path: str | None, seconds: float
+) -> subprocess.Popen[bytes] | None:
+    """py-spy (``pip install py-spy``) sampling our server over the window, collapsed stacks;
+    ``--nonblocking`` so the server is not paused, ``--gil`` so only samples of the thread
+    holding the GIL count (idle waits in the loop and the writer thread drop out)."""
+    if out_path is None or server.pid is None:
+        return None
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    cmd = [exe, "record", "--pid", str(server.pid), "--duration", str(max(1, int(seconds))),
+           "--rate", "200", "--nonblocking", "--gil", "--format", "raw", "--output", out_path]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 # --- reporting -------------------------------------------------------------------------------
@@ -268,14 +297,19 @@ def common(f: Any) -> Any:
         click.option(
             "--server-arg", multiple=True, help="Extra argument for `parley serve` (repeatable)."
         ),
+        click.option(
+            "--profile", default=None, help="py-spy the server over the window (collapsed stacks)."
+        ),
     ]
     for o in reversed(opts):
         f = o(f)
     return f
 
 
-def start_server(url: str | None, server_args: tuple[str, ...]) -> ServerUnderTest:
-    server = ServerUnderTest(url, list(server_args))
+def start_server(
+    url: str | None, server_args: tuple[str, ...], tracemalloc_out: str | None = None
+) -> ServerUnderTest:
+    server = ServerUnderTest(url, list(server_args), tracemalloc_out)
     server.start()
     print(f"server: {server.http_url} pid {server.pid or 'external'}", flush=True)
     return server
@@ -292,6 +326,13 @@ def main() -> None:
 @click.option("--hold", type=float, default=20.0, show_default=True, help="Seconds to hold.")
 @click.option("--login-concurrency", type=int, default=8, show_default=True)
 @click.option("--connect-concurrency", type=int, default=200, show_default=True)
+@click.option(
+    "--tracemalloc",
+    "tracemalloc_out",
+    default=None,
+    help="Run the server under tracemalloc; write where the connections' memory went here "
+    "(RSS figures of such a run are inflated by tracemalloc).",
+)
 @common
 def idle(
     n: int,
@@ -303,6 +344,8 @@ def idle(
     procs: int,
     json_out: str | None,
     server_arg: tuple[str, ...],
+    profile: str | None,
+    tracemalloc_out: str | None,
 ) -> None:
     """Hold N idle authenticated connections; server RSS per connection."""
     per_user = max(1, min(per_user, n))
@@ -310,7 +353,7 @@ def idle(
     nofile = raise_nofile(n + 1024)
     if n + 256 > nofile * max(1, procs):
         raise click.UsageError(f"fd limit {nofile} per process is too low for {n}: use --procs")
-    server = start_server(url, server_arg)
+    server = start_server(url, server_arg, tracemalloc_out)
     try:
         t0 = time.monotonic()
         grouped, times = asyncio.run(
@@ -324,6 +367,8 @@ def idle(
             flush=True,
         )
         rss0 = server.rss_kib()
+        if tracemalloc_out:
+            server.signal_probe()  # baseline snapshot
         peers = [
             PeerSpec(
                 d.token,
@@ -345,7 +390,17 @@ def idle(
             )
             for i, chunk in enumerate(_split(peers, procs))
         ]
-        out = run_workers(server, specs, 0, window_start=0.0, window_s=hold)
+        out = run_workers(
+            server,
+            specs,
+            0,
+            window_start=0.0,
+            window_s=hold,
+            profile=profile,
+            on_ready=server.signal_probe if tracemalloc_out else None,
+        )
+        if tracemalloc_out:
+            print(f"tracemalloc: see {tracemalloc_out}")
         ready = int(out.total("online_at_ready"))
         end = int(out.total("online_at_end"))
         lines = [
@@ -431,6 +486,7 @@ def direct(
     procs: int,
     json_out: str | None,
     server_arg: tuple[str, ...],
+    profile: str | None,
 ) -> None:
     """Sustained 1:1 messages/s: senders pipeline up to --window sends each."""
     server = start_server(url, server_arg)
@@ -439,7 +495,7 @@ def direct(
         specs = _pair_specs(
             "direct", server, couples, convs, procs, window=window, warmup_s=warmup, seconds=seconds
         )
-        out = run_workers(server, specs, 1, window_start=warmup, window_s=seconds)
+        out = run_workers(server, specs, 1, window_start=warmup, window_s=seconds, profile=profile)
         sent = out.total("acked_in_window") / seconds
         dlv = out.total("delivered_in_window") / seconds
         lat = out.latencies
@@ -490,6 +546,7 @@ def latency(
     procs: int,
     json_out: str | None,
     server_arg: tuple[str, ...],
+    profile: str | None,
 ) -> None:
     """End-to-end 1:1 latency at fixed offered rates (open loop, evenly staggered senders)."""
     server = start_server(url, server_arg)
@@ -506,7 +563,14 @@ def latency(
                 warmup_s=warmup,
                 seconds=seconds,
             )
-            out = run_workers(server, specs, 1, window_start=warmup, window_s=seconds)
+            out = run_workers(
+                server,
+                specs,
+                1,
+                window_start=warmup,
+                window_s=seconds,
+                profile=f"{profile}.{rate:g}" if profile else None,
+            )
             lat = out.latencies
             p = {q: percentile(lat, q) for q in (50, 95, 99)}
             lines = [
@@ -553,6 +617,7 @@ def group(
     procs: int,
     json_out: str | None,
     server_arg: tuple[str, ...],
+    profile: str | None,
 ) -> None:
     """Group fan-out: members send at an aggregate rate; deliveries/s and fan-out latency."""
     server = start_server(url, server_arg)
@@ -576,7 +641,9 @@ def group(
             )
             for i, chunk in enumerate(chunks)
         ]
-        out = run_workers(server, specs, members - 1, window_start=warmup, window_s=seconds)
+        out = run_workers(
+            server, specs, members - 1, window_start=warmup, window_s=seconds, profile=profile
+        )
         lat = out.latencies
         dlv = out.total("delivered_in_window") / seconds
         offered = rate * (members - 1)
@@ -610,6 +677,14 @@ def group(
         )
     finally:
         server.stop()
+
+
+@main.command("profile-summary")
+@click.argument("path")
+@click.option("--top", type=int, default=25, show_default=True)
+def profile_summary(path: str, top: int) -> None:
+    """Summarise a --profile file: self and inclusive shares of the server's samples."""
+    print(summarize(path, top))
 
 
 if __name__ == "__main__":

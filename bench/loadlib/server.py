@@ -49,7 +49,9 @@ def proc_rss_kib(pid: int) -> int:
 class ServerUnderTest:
     """Start (or attach to) the server; ``pid`` is None for an external ``--url``."""
 
-    def __init__(self, url: str | None, extra_args: list[str]) -> None:
+    def __init__(
+        self, url: str | None, extra_args: list[str], tracemalloc_out: str | None = None
+    ) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if url is not None:
@@ -59,19 +61,14 @@ class ServerUnderTest:
         self.port = free_port()
         self.http_url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(self._tmp.name) / "server.log"
-        self.cmd = [
-            sys.executable,
-            "-m",
-            "parley_server.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(Path(self._tmp.name) / "data"),
-            *extra_args,
-        ]
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        entry = ["-m", "parley_server.cli"]
+        if tracemalloc_out is not None:
+            entry = [str(Path(__file__).with_name("memprobe.py"))]
+            self.env["PARLEY_MEMPROBE_OUT"] = tracemalloc_out
+        data = str(Path(self._tmp.name) / "data")
+        self.cmd = [sys.executable, *entry, "serve", "--host", "127.0.0.1", "--port",
+                    str(self.port), "--data-dir", data, *extra_args]  # fmt: skip
 
     @property
     def ws_url(self) -> str:
@@ -85,8 +82,7 @@ class ServerUnderTest:
         if self._tmp is None:
             return
         log = self.log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -110,6 +106,11 @@ class ServerUnderTest:
 
     def rss_kib(self) -> int | None:
         return None if self.pid is None else proc_rss_kib(self.pid)
+
+    def signal_probe(self) -> None:
+        """SIGUSR1 to our server (the memprobe snapshot); a no-op for an external one."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
 
     def alive(self) -> bool:
         return self.proc is None or self.proc.poll() is None
