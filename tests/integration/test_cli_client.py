@@ -162,13 +162,43 @@ def test_register_login_devices_revoke_logout(server: ServerProcess, tmp_path: P
     assert r.code == 1
     assert "parley login" in one_error_line(r)
 
-    r = cli(alice.env, "logout")
+    r = cli(alice.env, "logout", "--forget")
     assert r.code == 0, r.err
-    assert not (alice.profile / "profile.json").exists()
-    assert not (alice.profile / "secrets.bin").exists()
-    r = cli(alice.env, "chats")
+    assert sorted(p.name for p in alice.profile.iterdir()) == []
+    r = parley(alice.env, "chats")
     assert r.code == 1
     assert "not logged in" in one_error_line(r)
+
+
+def test_logout_then_login_keeps_the_identity(server: ServerProcess, tmp_path: Path) -> None:
+    alice = new_user(server, tmp_path, "cli_ra")
+    bob = new_user(server, tmp_path, "cli_rb")
+    assert cli(alice.env, "send", bob.name, "before logout").code == 0
+    before = cli(bob.env, "verify", alice.name)
+    assert before.code == 0, before.err
+
+    r = cli(alice.env, "logout")
+    assert r.code == 0, r.err
+    left = {p.name for p in alice.profile.iterdir()}
+    assert {"account.bin", "profile.json"} <= left  # the sealed identity stays...
+    assert not left & {"secrets.bin", "store.bin", "e2e.bin"}  # ...session, store, device go
+    r = cli(alice.env, "devices")
+    assert r.code == 1 and "not logged in" in r.err
+
+    r = cli(alice.env, "login", alice.name, "--password-stdin", stdin=PASSWORD + "\n")
+    assert r.code == 0, r.err
+    assert "Encryption keys created and published" in r.err, r.err
+    assert "identity key kept" in r.err
+
+    # bob still sees the same safety number, and his next message reaches the new device
+    after = cli(bob.env, "verify", alice.name)
+    assert after.code == 0, after.err
+    assert after.out.splitlines()[1:3] == before.out.splitlines()[1:3]
+    assert cli(bob.env, "send", alice.name, "after relogin").code == 0, "send failed"
+    r = cli(alice.env, "history", bob.name, "--json")
+    assert r.code == 0, r.err
+    texts = [json.loads(ln).get("text") for ln in r.out.splitlines()]
+    assert "after relogin" in texts
 
 
 def test_profile_holds_no_plaintext(server: ServerProcess, tmp_path: Path) -> None:

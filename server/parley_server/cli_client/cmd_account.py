@@ -10,8 +10,16 @@ from parley_server.cli_client import render
 from parley_server.cli_client.command import ParleyCommand
 from parley_server.cli_client.errors import CliError
 from parley_server.cli_client.http_api import AccountApi
-from parley_server.cli_client.profile import ProfileMeta, Secrets, kdf_choice, read_passphrase
+from parley_server.cli_client.profile import (
+    Account,
+    Profile,
+    ProfileMeta,
+    Secrets,
+    kdf_choice,
+    read_passphrase,
+)
 from parley_server.cli_client.runtime import Ctx, api, connected, guard, map_client_error, run
+from parley_server.cli_client.secure_client import keep_account, open_secure
 
 
 def _password(from_stdin: bool, *, confirm: bool) -> str:
@@ -83,15 +91,20 @@ def login(
 ) -> None:
     """Log in as a new device; keys stay in the encrypted profile."""
     profile = ctx.profile()
-    if profile.exists() and not force:
-        raise CliError(
-            f"a profile already exists in {profile.path}: run 'parley logout' first "
-            "(or use --force, or another --profile)"
-        )
+    kept: Account | None = None
+    if profile.exists():
+        old = profile.load_meta()
+        if old.logged_in and not force:
+            raise CliError(
+                f"already logged in as {old.username} in {profile.path}: run 'parley logout' "
+                "first (or use another --profile)"
+            )
+        if not old.logged_in and not force:
+            profile.unlock(logged_out_ok=True)  # the passphrase of the kept account key
+            kept = profile.account()
     kdf = kdf_choice()
     password = _password(password_stdin, confirm=False)
     reply = run(lambda: AccountApi(ctx.server).login(username.lower(), password, device_name))
-    passphrase = None if no_profile_passphrase else read_passphrase(confirm=True)
     meta = ProfileMeta(
         server=ctx.server.rstrip("/"),
         username=username.lower(),
@@ -100,18 +113,26 @@ def login(
         device_name=device_name,
         protection="",
     )
-    profile.create(meta, passphrase, kdf)
+    if kept is not None and kept.user_id == reply.user_id:
+        profile.relogin(meta)  # same profile key; open_secure reuses the kept account key
+        protected = meta.protection == "passphrase"
+    else:
+        passphrase = None if no_profile_passphrase else read_passphrase(confirm=True)
+        profile.create(meta, passphrase, kdf)
+        protected = passphrase is not None
     secrets = Secrets(token=reply.token)
     profile.save_secrets(secrets)
     ctx.adopt(profile, meta, secrets)
     render.ok(f"Logged in as {meta.username} (device {meta.device_id}, {device_name}).")
-    if passphrase is None:
+    if not protected:
         render.warn(
             f"The profile in {profile.path} has NO passphrase: your keys and session are "
             "protected only by file permissions (0600 files, 0700 directory)."
         )
     else:
         render.info(f"Profile {profile.path} is encrypted with your profile passphrase.")
+    if kept is not None and kept.user_id == reply.user_id:
+        render.info("Using the account identity key kept in this profile.")
     publish_keys(ctx)
 
 
@@ -130,24 +151,50 @@ def publish_keys(ctx: Ctx) -> None:
     render.info("Encryption keys created and published.")
 
 
-@click.command(cls=ParleyCommand, epilog="Example:\n\n  parley logout")
+@click.command(
+    cls=ParleyCommand,
+    epilog="""\b
+The profile keeps your account identity key (sealed) so that logging in
+again with this profile keeps your safety numbers; --forget deletes it too.
+Examples:
+  parley logout
+  parley logout --forget""",
+)
+@click.option("--forget", is_flag=True, help="Also delete the kept account identity key.")
 @click.pass_obj
 @guard
-def logout(ctx: Ctx) -> None:
-    """Log this device out on the server and delete the local profile."""
-    profile = ctx.profile()
+def logout(ctx: Ctx, forget: bool) -> None:
+    """Log this device out on the server and delete its local data."""
 
-    async def go() -> None:
-        account, _, _ = await api(ctx)
+    async def go() -> Profile:
+        account, profile, meta = await api(ctx)
+        secrets = ctx.logged_in()[2]
+        try:  # first take this device out of our E2E device list: no one encrypts to it then
+            client = open_secure(profile, secrets)
+            try:
+                keep_account(client, profile)
+                if client.st.own.published_devlist:
+                    await client.remove_device(meta.device_id)
+            finally:
+                await client.close()
+        except Exception as exc:
+            mapped = exc if isinstance(exc, CliError) else map_client_error(exc)
+            why = mapped.message if mapped is not None else type(exc).__name__
+            render.warn(f"the device list for end-to-end encryption was not updated: {why}")
         try:
             await account.logout()
         except CliError as err:
             if err.server_code not in ("unauthorized", "device_revoked"):  # else: clean up
                 raise
+        return profile
 
-    run(go)
-    profile.wipe()
-    render.ok(f"Logged out; the profile in {profile.path} was deleted.")
+    profile = run(go)
+    if forget:
+        profile.wipe()
+        render.ok(f"Logged out; the profile in {profile.path} was deleted.")
+    else:
+        profile.log_out()
+        render.ok(f"Logged out; the account identity key stays sealed in {profile.path}.")
 
 
 @click.command(

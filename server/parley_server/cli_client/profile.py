@@ -8,6 +8,8 @@ Layout (directory 0700, every file 0600, written atomically)::
                    secrets are protected by file permissions alone)
     secrets.bin    sealed: the session token
     store.bin      sealed: the local store (sqlite image: entries, cursors, outbox)
+    account.bin    sealed: the account identity key (AIK) seed, kept by 'logout' so a later
+                   login of the same account on this profile keeps its identity
     e2e.bin        sealed: the end-to-end state (identity keys, sessions, sender keys) and
                    the decrypted timeline
     names.bin      sealed: user ids -> usernames this profile has learned
@@ -51,6 +53,7 @@ SECRETS = "secrets.bin"
 STORE = "store.bin"
 E2E = "e2e.bin"
 NAMES = "names.bin"
+ACCOUNT = "account.bin"
 _META = "profile.json"
 _KEYFILE = "profile.key"
 
@@ -71,11 +74,19 @@ class ProfileMeta(msgspec.Struct):
     opslimit: int = 0
     memlimit: int = 0
     check: bytes = b""
+    logged_in: bool = True
     format: int = FORMAT
 
 
 class Secrets(msgspec.Struct):
     token: str
+
+
+class Account(msgspec.Struct):
+    """The account identity kept across logout (sealed in ``account.bin``)."""
+
+    user_id: str
+    aik_seed: bytes
 
 
 class Profile:
@@ -124,9 +135,11 @@ class Profile:
         self.meta = meta
         self._write(_META, msgspec.json.encode(meta))
 
-    def unlock(self, passphrase: str | None = None) -> ProfileMeta:
+    def unlock(self, passphrase: str | None = None, *, logged_out_ok: bool = False) -> ProfileMeta:
         """Load the metadata and the profile key (prompting for the passphrase if needed)."""
         meta = self.load_meta()
+        if not meta.logged_in and not logged_out_ok:
+            raise CliError(f"not logged in (profile {self.path}): run 'parley login USERNAME'")
         if meta.protection == "file":
             try:
                 key = (self.path / _KEYFILE).read_bytes()
@@ -170,9 +183,35 @@ class Profile:
     def save_secrets(self, secrets: Secrets) -> None:
         self.seal(SECRETS, msgspec.msgpack.encode(secrets))
 
+    def account(self) -> Account | None:
+        data = self.unseal(ACCOUNT)
+        return None if data is None else msgspec.msgpack.decode(data, type=Account)
+
+    def save_account(self, account: Account) -> None:
+        self.seal(ACCOUNT, msgspec.msgpack.encode(account))
+
+    def log_out(self) -> None:
+        """Drop the session, local store and device state; keep the profile key parameters and
+        the sealed account key (``account.bin``) for a later login of the same account."""
+        for name in (SECRETS, STORE, E2E):
+            self.remove(name)
+        meta = self.meta or self.load_meta()
+        meta.logged_in = False
+        self._write(_META, msgspec.json.encode(meta))
+
+    def relogin(self, meta: ProfileMeta) -> None:
+        """Reuse this unlocked profile's key for a new login (same account)."""
+        old = self.meta
+        assert old is not None and self.key is not None
+        meta.protection, meta.salt, meta.check = old.protection, old.salt, old.check
+        meta.opslimit, meta.memlimit = old.opslimit, old.memlimit
+        meta.logged_in = True
+        self.meta = meta
+        self._write(_META, msgspec.json.encode(meta))
+
     def wipe(self) -> None:
         """Delete every file this module writes (the directory itself stays)."""
-        for name in (_META, _KEYFILE, SECRETS, STORE, E2E, NAMES):
+        for name in (_META, _KEYFILE, SECRETS, STORE, E2E, NAMES, ACCOUNT):
             self.remove(name)
         for leftover in self.path.glob("*.tmp") if self.path.is_dir() else ():
             leftover.unlink()

@@ -164,14 +164,17 @@ async def connected(
 ) -> AsyncIterator[tuple[E2EClient, Profile, ProfileMeta]]:
     """The logged-in device, E2E layer started and online; closed (state sealed) on exit.
     ``on_ready`` runs on the client before it connects."""
-    from parley_server.cli_client.secure_client import open_secure
+    from parley_server.cli_client.secure_client import keep_account, open_secure, rejoin
 
     profile, meta, secrets = ctx.logged_in()
     client = open_secure(profile, secrets)
     try:
         if on_ready is not None:
             await on_ready(client)
+        if getattr(client, "cli_rejoin", False):
+            await rejoin(client, profile, secrets)
         await client.start()
+        keep_account(client, profile)
         try:
             await client.wait_online(CONNECT_TIMEOUT_S)
         except TimeoutError:

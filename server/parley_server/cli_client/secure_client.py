@@ -13,11 +13,13 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from parley_server.cli_client.errors import CliError
-from parley_server.cli_client.profile import E2E, Profile, Secrets
+from parley_server.cli_client.http_api import AccountApi
+from parley_server.cli_client.profile import E2E, Account, Profile, Secrets
 from parley_server.cli_client.sealed_store import SealedLocalStore
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ def e2e_class() -> type[E2EClient]:
 
 def open_secure(profile: Profile, secrets: Secrets) -> E2EClient:
     """An ``E2EClient`` whose every byte at rest is sealed with the profile key."""
+    from parley.client.e2e import identity
     from parley.client.e2e import state as st_mod
 
     base = e2e_class()
@@ -75,9 +78,48 @@ def open_secure(profile: Profile, secrets: Secrets) -> E2EClient:
                 client.st = st_mod.loads(row[0])
         else:
             db.executescript(fresh_schema + ";")
+            account = profile.account()
+            if account is not None and account.user_id == meta.user_id:
+                # a new device of an account this profile held before: same identity (AIK)
+                client.st = identity.new_device(
+                    meta.user_id, meta.device_id, aik_seed=account.aik_seed, now=now_ms()
+                )
+                client.cli_rejoin = True
         client.db = db
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if client.st.own.user_id != meta.user_id or client.st.own.device_id != meta.device_id:
         raise CliError("the profile's encryption state belongs to another device: log in again")
     return client
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def rejoin(client: E2EClient, profile: Profile, secrets: Secrets) -> None:
+    """Before the first start of a new device that holds a kept AIK: load our current device
+    list (verified under that AIK) and drop devices the server no longer has, so the list
+    ``start()`` publishes is the next version with this device added."""
+    from parley.client.e2e import identity
+
+    meta = profile.meta
+    assert meta is not None
+    await client.refresh_devlist(meta.user_id)
+    alive = {d.device_id for d in await AccountApi(meta.server, secrets.token).devices()}
+    own = client.st.contacts.get(meta.user_id)
+    if own is not None and own.devlist is not None:
+        for device_id in [d for d in own.devices if d not in alive]:
+            identity.devlist_without(client.st, device_id, now_ms())
+    client.st.own.published_devlist = False  # start() publishes the list with this device
+    client.save()
+
+
+def keep_account(client: E2EClient, profile: Profile) -> None:
+    """Seal the AIK seed into ``account.bin`` (once) so logout does not lose the identity."""
+    seed = client.st.own.aik_seed
+    if seed is None:
+        return
+    kept = profile.account()
+    if kept is None or kept.aik_seed != seed or kept.user_id != client.st.own.user_id:
+        profile.save_account(Account(user_id=client.st.own.user_id, aik_seed=seed))
