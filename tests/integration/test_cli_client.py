@@ -284,6 +284,24 @@ def test_two_users_send_and_history_both_ways(server: ServerProcess, tmp_path: P
     assert bob.name in line
 
 
+def test_send_to_someone_without_keys_waits_encrypted_then_goes_out(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    alice = new_user(server, tmp_path, "cli_qa")
+    carol = unique_name("cli_qc")
+    carol_env = cli_env(server.http_url, tmp_path / "carol")
+    assert cli(carol_env, "register", carol, "--password-stdin", stdin=PASSWORD + "\n").code == 0
+    r = parley(alice.env, "send", carol, "for carol, later")  # carol has no keys yet
+    assert r.code == 1
+    assert "queued but not sent" in one_error_line(r)
+    r = cli(carol_env, "login", carol, "--password-stdin", stdin=PASSWORD + "\n")
+    assert r.code == 0, r.err
+    assert cli(alice.env, "chats").code == 0  # any command connects and flushes the queue
+    r = cli(carol_env, "history", alice.name, "--json")
+    assert r.code == 0, r.err
+    assert [json.loads(ln)["text"] for ln in r.out.splitlines()] == ["for carol, later"]
+
+
 def test_watch_json_prints_a_message_from_the_other_user(
     server: ServerProcess, tmp_path: Path
 ) -> None:

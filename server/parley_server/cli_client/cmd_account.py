@@ -18,6 +18,7 @@ from parley_server.cli_client.profile import (
     kdf_choice,
     read_passphrase,
 )
+from parley_server.cli_client.prompts import secret
 from parley_server.cli_client.runtime import Ctx, api, connected, guard, map_client_error, run
 from parley_server.cli_client.secure_client import keep_account, open_secure
 
@@ -28,13 +29,7 @@ def _password(from_stdin: bool, *, confirm: bool) -> str:
         if not line:
             raise CliError("no password on standard input")
         return line
-    try:
-        value: str = click.prompt(
-            "Password", hide_input=True, confirmation_prompt=confirm, err=True
-        )
-    except click.Abort:
-        raise CliError("no password given") from None
-    return value
+    return secret("Password", confirm=confirm, hint="--password-stdin")
 
 
 password_stdin = click.option(

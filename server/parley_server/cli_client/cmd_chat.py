@@ -102,15 +102,13 @@ def send(ctx: Ctx, target: str, text: str) -> None:
             cid = await resolve(client, _account(ctx), names, target)
             names.save()
             local_id = await client.send_text(cid, text)
-            try:
-                seq = await client.wait_sent(local_id, SEND_TIMEOUT_S)
-            except TimeoutError:
-                if client.pending_state(local_id) == "waiting_for_keys":
-                    raise CliError(
-                        "queued but not sent: the recipient has no encryption keys yet (they "
-                        "must log in once); it goes out on your next parley command"
-                    ) from None
-                raise
+            if client.pending_state(local_id) == "waiting_for_keys":
+                # nothing left the device: it could not be encrypted for every recipient
+                raise CliError(
+                    "queued but not sent: a recipient has no encryption keys yet (they must "
+                    "log in once); it is encrypted and sent by your next parley command"
+                )
+            seq = await client.wait_sent(local_id, SEND_TIMEOUT_S)
             return cid, seq
 
     cid, seq = run(go)

@@ -6,6 +6,7 @@ import os
 
 import click
 
+from parley.crypto.errors import CryptoError
 from parley.crypto.safety import TrustState, display
 from parley_server.cli_client import render
 from parley_server.cli_client.command import ParleyCommand, ParleyGroup
@@ -13,6 +14,7 @@ from parley_server.cli_client.conversations import all_conversations, user_id_of
 from parley_server.cli_client.errors import CliError
 from parley_server.cli_client.http_api import AccountApi
 from parley_server.cli_client.profile import KDF_LIMITS, kdf_choice
+from parley_server.cli_client.prompts import secret
 from parley_server.cli_client.runtime import Ctx, connected, guard, run
 
 BACKUP_PASSPHRASE_ENV = "PARLEY_BACKUP_PASSPHRASE"
@@ -126,10 +128,20 @@ def backup_restore(ctx: Ctx, passphrase: bool) -> None:
         async with connected(ctx) as (client, _, _):
             cids = [c.conversation_id for c in await all_conversations(client)]
             n = 0
-            for i in range(0, len(cids), 100):  # the server takes at most 100 ids per call
-                n += int(await client.restore_backup(
-                    cids[i : i + 100], recovery_key=key, passphrase=secret
-                ))  # fmt: skip
+            try:
+                for i in range(0, len(cids), 100):  # the server takes <= 100 ids per call
+                    n += int(await client.restore_backup(
+                        cids[i : i + 100], recovery_key=key, passphrase=secret
+                    ))  # fmt: skip
+            except CryptoError:
+                raise CliError("wrong recovery key or passphrase") from None
+            except Exception as exc:
+                if getattr(exc, "status", None) == 404:
+                    raise CliError(
+                        "there is no key backup on the server: create one with "
+                        "'parley backup create'"
+                    ) from None
+                raise
             return n
 
     render.ok(f"Restored {run(go)} message key(s).")
@@ -139,24 +151,14 @@ def _backup_passphrase(*, confirm: bool) -> str:
     env = os.environ.get(BACKUP_PASSPHRASE_ENV)
     if env:
         return env
-    try:
-        value: str = click.prompt(
-            "Backup passphrase", hide_input=True, confirmation_prompt=confirm, err=True
-        )
-    except click.Abort:
-        raise CliError("no backup passphrase given") from None
-    return value
+    return secret("Backup passphrase", confirm=confirm, hint=BACKUP_PASSPHRASE_ENV)
 
 
 def _recovery_key() -> str:
     env = os.environ.get(RECOVERY_KEY_ENV)
     if env:
         return env
-    try:
-        value: str = click.prompt("Recovery key", hide_input=True, err=True)
-    except click.Abort:
-        raise CliError("no recovery key given") from None
-    return value
+    return secret("Recovery key", hint=RECOVERY_KEY_ENV)
 
 
 COMMANDS: list[click.Command] = [verify, backup]

@@ -280,12 +280,6 @@ def read_passphrase(*, confirm: bool) -> str:
         if not env:
             raise CliError(f"{PASSPHRASE_ENV} is set but empty")
         return env
-    try:
-        value: str = click.prompt(
-            "Profile passphrase", hide_input=True, confirmation_prompt=confirm, err=True
-        )
-    except click.Abort:
-        raise CliError("no profile passphrase given") from None
-    if not value:
-        raise CliError("the profile passphrase cannot be empty")
-    return value
+    from parley_server.cli_client.prompts import secret
+
+    return secret("Profile passphrase", confirm=confirm, hint=PASSPHRASE_ENV)

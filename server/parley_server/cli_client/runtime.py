@@ -28,6 +28,7 @@ T = TypeVar("T")
 P = ParamSpec("P")
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 CONNECT_TIMEOUT_S = 15.0
+DRAIN_TIMEOUT_S = 5.0
 DEBUG_ENV = "PARLEY_DEBUG"
 
 
@@ -184,10 +185,21 @@ async def connected(
             if stop is not None and stop.code in ("unauthorized", "device_revoked"):
                 raise from_server(stop.code) from None
             raise
+        await client.flush()  # messages queued by an earlier run (e.g. keys were missing)
         yield client, profile, meta
+        await _drain(client, DRAIN_TIMEOUT_S)
     finally:
         with contextlib.suppress(Exception):
             await client.close()
+
+
+async def _drain(client: E2EClient, timeout: float) -> None:
+    """Give messages handed to the outbox a bounded chance to be acknowledged before we close
+    (what stays is persisted and resent, deduplicated, by the next run)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while client.client.outbox_size() and loop.time() < deadline:
+        await asyncio.sleep(0.02)
 
 
 async def api(ctx: Ctx) -> tuple[AccountApi, Profile, ProfileMeta]:
