@@ -52,9 +52,6 @@ from parley_server.cpython_client.client import Client
 
 T = TypeVar("T")
 
-REQUEST_RETRY_S = 2.0
-"""Messages still waiting for a key ask the sender and our own devices again this often."""
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS e2e_state (k TEXT PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS e2e_messages (
@@ -445,13 +442,7 @@ class E2EClient:
 
     async def _work(self) -> None:
         while True:
-            try:
-                n = await asyncio.wait_for(self._inbox.get(), REQUEST_RETRY_S)
-            except TimeoutError:
-                if self.st.waiting:  # never "unable to decrypt" forever: ask again
-                    with contextlib.suppress(KeyDirectoryError, CryptoError):
-                        await self.retry_requests(int(REQUEST_RETRY_S * 1000))
-                continue
+            n = await self._inbox.get()
             try:
                 await self._handle(n)
             except asyncio.CancelledError:
@@ -566,10 +557,10 @@ class E2EClient:
             self._record(r)
         self.save()
 
-    async def retry_requests(self, min_interval_ms: int = 0) -> None:
-        """Send key requests again for messages still waiting (after ``min_interval_ms``)."""
+    async def retry_requests(self) -> None:
+        """Send key requests again for messages still waiting (after the rate limit)."""
         async with self._lock:
-            reqs = groups.key_requests(self.st, _now(), min_interval_ms=min_interval_ms)
+            reqs = groups.key_requests(self.st, _now(), min_interval_ms=0)
             self.save()
             await self._send_pairwise(reqs)
 
