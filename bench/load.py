@@ -306,6 +306,11 @@ def common(f: Any) -> Any:
     return f
 
 
+def _nonempty(path: str) -> bool:
+    p = Path(path)
+    return p.exists() and p.stat().st_size > 0
+
+
 def start_server(
     url: str | None, server_args: tuple[str, ...], tracemalloc_out: str | None = None
 ) -> ServerUnderTest:
@@ -368,6 +373,7 @@ def idle(
         )
         rss0 = server.rss_kib()
         if tracemalloc_out:
+            Path(tracemalloc_out).unlink(missing_ok=True)
             server.signal_probe()  # baseline snapshot
         peers = [
             PeerSpec(
@@ -400,6 +406,10 @@ def idle(
             on_ready=server.signal_probe if tracemalloc_out else None,
         )
         if tracemalloc_out:
+            # The snapshot runs inside the server's main thread: wait (bounded) for its report.
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not _nonempty(tracemalloc_out):
+                time.sleep(0.5)
             print(f"tracemalloc: see {tracemalloc_out}")
         ready = int(out.total("online_at_ready"))
         end = int(out.total("online_at_end"))

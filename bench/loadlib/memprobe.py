@@ -25,7 +25,7 @@ def _dump(signum: int, frame: FrameType | None) -> None:
         _base.append(snap)
         return
     out = os.environ.get("PARLEY_MEMPROBE_OUT", "memprobe.txt")
-    with open(out, "w") as f:
+    with open(out + ".tmp", "w") as f:
         diff = snap.compare_to(_base[0], "lineno")
         total = sum(d.size_diff for d in diff)
         f.write(f"growth since baseline: {total / 1024:.0f} KiB (traced Python allocations)\n")
@@ -37,6 +37,7 @@ def _dump(signum: int, frame: FrameType | None) -> None:
             f.write(f"{d.size_diff / 1024:10.0f} KiB {d.count_diff:+8d} blocks\n")
             for line in d.traceback.format()[-16:]:
                 f.write(f"    {line}\n")
+    os.replace(out + ".tmp", out)  # appears complete or not at all
 
 
 if __name__ == "__main__":
