@@ -137,3 +137,82 @@ def settle(page: object, expression: str, timeout_ms: int = DEFAULT_TIMEOUT_MS) 
             new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), {timeout_ms})),
         ])"""
     )
+
+
+class Wire:
+    """Everything a page sent: WebSocket frames and HTTP request bodies (plaintext checks)."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def attach(self, page: object) -> None:
+        from playwright.sync_api import Page, WebSocket
+
+        assert isinstance(page, Page)
+
+        def on_ws(ws: WebSocket) -> None:
+            ws.on("framesent", lambda payload: self.sent.append(
+                payload if isinstance(payload, bytes) else payload.encode()
+            ))  # fmt: skip
+
+        page.on("websocket", on_ws)
+        page.on("request", lambda r: self.sent.append(r.post_data_buffer or b""))
+
+    def contains(self, text: str) -> bool:
+        needle = text.encode()
+        return any(needle in frame for frame in self.sent)
+
+
+class Contexts:
+    """Several guarded browser contexts in one test (two or three users)."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.opened: list[tuple[BrowserContext, RequestLog]] = []
+        self.wire = Wire()
+        self.errors: list[str] = []
+
+    def new(self) -> BrowserContext:
+        log = RequestLog()
+        ctx = self.browser.new_context()
+        ctx.set_default_timeout(DEFAULT_TIMEOUT_MS)
+        ctx.set_default_navigation_timeout(DEFAULT_TIMEOUT_MS)
+        ctx.on("request", log)
+        ctx.on("page", self._watch)
+        self.opened.append((ctx, log))
+        return ctx
+
+    def _watch(self, page: object) -> None:
+        from playwright.sync_api import Page
+
+        assert isinstance(page, Page)
+        self.wire.attach(page)
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+
+    def close(self) -> list[str]:
+        foreign: list[str] = []
+        for ctx, log in self.opened:
+            ctx.close()
+            foreign += log.foreign
+        return foreign
+
+
+@pytest.fixture
+def contexts(browser: Browser) -> Iterator[Contexts]:
+    """A factory of guarded contexts; the test fails on any non-loopback request or page error."""
+    c = Contexts(browser)
+    yield c
+    foreign = c.close()
+    if foreign:
+        pytest.fail(f"requests left loopback: {foreign}")
+    if c.errors:
+        pytest.fail(f"page errors: {c.errors}")
+
+
+@pytest.fixture
+def own_server(web_dist: Path, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server of this test's own (it may be restarted)."""
+    srv = ServerProcess(tmp_path / "data")
+    srv.start()
+    yield srv
+    srv.stop()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import BrowserContext, expect
 
-from e2e.conftest import PYTHON_READY_TIMEOUT_MS, screenshot, settle
+from e2e.conftest import PYTHON_READY_TIMEOUT_MS, Contexts, screenshot, settle
 from tests.support.accounts import PASSWORD, login, register, unique_name
 
 
-def test_register_then_login_shows_welcome(context: BrowserContext, base_url: str) -> None:
+def test_register_then_login_shows_welcome(
+    context: BrowserContext, contexts: Contexts, base_url: str
+) -> None:
     name = unique_name("web")
     page = context.new_page()
     page.goto(base_url + "/")
@@ -17,24 +19,43 @@ def test_register_then_login_shows_welcome(context: BrowserContext, base_url: st
     page.fill("#username", name)
     page.fill("#password", PASSWORD)
     page.click("#register")
+    expect(page.locator("#app")).to_be_visible()
+    page.click("#tab-settings")
     expect(page.locator("#welcome")).to_be_visible()
     registered_id = page.locator("#welcome-user-id").inner_text()
     assert registered_id == login(base_url, name).user_id  # the server's id for that name
-    screenshot(page, "welcome-after-register")
+    first_device = page.locator("#welcome-device-id").inner_text()
+    screenshot(page, "settings-after-register")
 
-    # The first start saved an interpreter snapshot: the second signs in from a restored one.
+    # The first start saved an interpreter snapshot; a second tab of this browser profile
+    # resumes the remembered profile (same device, no password) from a restored interpreter.
     assert settle(page, "window.parleyBoot.snapshotSaved") is True
+    page.close()
     again = context.new_page()
     again.goto(base_url + "/")
     again.wait_for_selector("body[data-python=ready]", timeout=PYTHON_READY_TIMEOUT_MS)
     assert again.evaluate("window.parleyBoot.snapshot") == "loaded"
-    again.fill("#username", name)
-    again.fill("#password", PASSWORD)
-    again.click("#login")
-    expect(again.locator("#welcome")).to_be_visible()
+    expect(again.locator("#app")).to_be_visible()
+    expect(again.locator("#auth")).to_be_hidden()
+    again.click("#tab-settings")
     assert again.locator("#welcome-user-id").inner_text() == registered_id
-    first_device = page.locator("#welcome-device-id").inner_text()
-    assert again.locator("#welcome-device-id").inner_text() != first_device  # a new session
+    assert again.locator("#welcome-device-id").inner_text() == first_device
+
+    # Another browser signs in with the password: a new device of the same account.
+    other = contexts.new().new_page()
+    other.goto(base_url + "/")
+    other.wait_for_selector("body[data-python=ready]", timeout=PYTHON_READY_TIMEOUT_MS)
+    other.fill("#username", name)
+    other.fill("#password", PASSWORD)
+    other.click("#login")
+    expect(other.locator("#app")).to_be_visible()
+    other.click("#tab-settings")
+    assert other.locator("#welcome-user-id").inner_text() == registered_id
+    other_device = other.locator("#welcome-device-id").inner_text()
+    assert other_device != first_device  # a new session
+    # the first browser, the test's own HTTP login above, and this one
+    expect(other.locator("#device-list li")).to_have_count(3)
+    expect(other.locator("#device-list")).to_contain_text(f"#{other_device}")
 
 
 def test_wrong_password_shows_error(context: BrowserContext, base_url: str) -> None:
@@ -53,5 +74,5 @@ def test_wrong_password_shows_error(context: BrowserContext, base_url: str) -> N
     )
     assert direct.status_code >= 400
     expect(page.locator("#auth-message.error")).to_have_text(direct.json()["message"])
-    expect(page.locator("#welcome")).to_be_hidden()
+    expect(page.locator("#app")).to_be_hidden()
     screenshot(page, "login-error")

@@ -22,6 +22,54 @@ document.getElementById("auth-form").addEventListener("submit", (event) => {
   document.getElementById("auth-message").textContent = "Starting Python, one moment…";
 });
 
+// IndexedDB and WebCrypto helpers handed to Python as the module "parley_glue". They exist so
+// Python never has to hand a callback to an IDBRequest: every request's events are bound here
+// synchronously, and Python awaits plain Promises (BROWSER.md: issue all requests of a
+// transaction before the first await).
+const req = (r) => new Promise((resolve, reject) => {
+  r.onsuccess = () => resolve(r.result);
+  r.onerror = () => reject(r.error);
+});
+const glue = {
+  openDb(name, version, stores) {
+    return new Promise((resolve, reject) => {
+      const r = indexedDB.open(name, version);
+      r.onupgradeneeded = () => {
+        for (const s of stores) if (!r.result.objectStoreNames.contains(s)) r.result.createObjectStore(s);
+      };
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+      r.onblocked = () => reject(new Error(`IndexedDB ${name} is blocked by another tab`));
+    });
+  },
+  deleteDb: (name) => req(indexedDB.deleteDatabase(name)),
+  req,
+  done(tx) {
+    return new Promise((resolve, reject) => {
+      tx.oncomplete = () => resolve(true);
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error || new Error("transaction aborted"));
+    });
+  },
+  key: (a, b) => [a, b],
+  range: (a, lo, hi) => IDBKeyRange.bound([a, lo], [a, hi]),
+  // insert-or-ignore: a duplicate key must not abort the whole transaction
+  addIgnore(store, value, key) {
+    const r = store.add(value, key);
+    r.onerror = (e) => { e.preventDefault(); e.stopPropagation(); };
+  },
+  // the seqs of one conversation's rows, as a typed array (one FFI crossing for 10k keys)
+  async seqs(db, name, a) {
+    const keys = await req(db.transaction(name).objectStore(name).getAllKeys(IDBKeyRange.bound([a, 0], [a, Infinity])));
+    return Float64Array.from(keys, (k) => k[1]);
+  },
+  // a non-extractable AES-GCM key: it can be stored in IndexedDB and used, never read out
+  deviceKey: () => crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]),
+  aesSeal: async (key, iv, data) => new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, data)),
+  aesOpen: async (key, iv, data) => new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv }, key, data)),
+  online: () => navigator.onLine,
+};
+
 async function fetchBytes(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
@@ -95,6 +143,7 @@ async function start() {
   // loadPackage only logs a failed download: the import in Python below is the real check.
   const msgspec = pyodide.loadPackage("msgspec", { messageCallback: () => {}, checkIntegrity: true });
   pyodide.registerJsModule("sodium", await sodium);
+  pyodide.registerJsModule("parley_glue", glue);
   pyodide.unpackArchive(await appZip, "zip", { extractDir: "/home/pyodide/parley-app" });
   await msgspec;
   mark("packages");

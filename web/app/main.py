@@ -1,10 +1,9 @@
 """Browser entry point, run by web/boot.js once Pyodide, msgspec and libsodium are loaded.
 
-For now: prove the shared package runs here (protocol, crypto backend), mark the page ready,
-and drive the sign-in form: register/login over the HTTP API, then run a ``parley.client``
-session (engine + ``Session`` driver) over ``app.transport.WebSocketTransport`` until it is
-online, and show the user and device the server's ``Welcome`` named. The in-memory LocalStore
-is a placeholder until the IndexedDB store lands.
+``start()`` marks the page ready, then either resumes the remembered profile (its chats show
+from IndexedDB at once, then the session syncs) or drives the sign-in form: register/login over
+the HTTP API, a profile sealed for this device (``profile``, ``vault``), then the E2E messenger
+(``secure``) over a ``parley.client`` session on the WebSocket transport.
 """
 
 from __future__ import annotations
@@ -18,10 +17,16 @@ import msgspec
 from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
+from app import i18n, profile, settings
+from app.app import Ui
+from app.i18n import t
+from app.keydir import KeyDirectory
+from app.local_store import WebStore
+from app.secure import Messenger
 from app.transport import WebSocketTransport, ws_url
-from parley.client import ClientEngine, ConnectionState, Transport, TransportClosed
-from parley.client.memory_store import MemoryLocalStore
-from parley.client.session import RequestError, Session
+from app.vault import Vault, VaultError
+from parley.client import ClientEngine, Transport
+from parley.client.session import Session
 from parley.protocol.http import ErrorBody, LoginBody, LoginReply, RegisterBody
 
 CONNECT_TIMEOUT_S = 10.0
@@ -29,7 +34,8 @@ DEVICE_NAME = "browser"
 
 _tasks: set[asyncio.Task[None]] = set()
 _busy = False
-_session: Session | None = None
+ui: Ui | None = None
+"""The running app (tests and the bench reach it through ``app.main.ui``)."""
 
 
 class ApiError(Exception):
@@ -68,45 +74,74 @@ async def _post(path: str, body: msgspec.Struct) -> bytes:
     return data
 
 
-async def _connect(login: LoginReply) -> Session:
-    """Start a client session and wait until it is online (Hello → Welcome → Sync done)."""
+async def _run(p: profile.Profile, data_key: bytes, token: str) -> Ui:
+    """Open the profile's sealed store, show what it holds, then connect and sync."""
+    global ui
+    store = await WebStore.open(p.db, Vault(data_key))
     url = ws_url()
 
     async def connector() -> Transport:
         return await WebSocketTransport.open(url, CONNECT_TIMEOUT_S)
 
-    session = Session(
-        ClientEngine(login.token, client_name="parley-web"), connector, MemoryLocalStore()
-    )
-    await session.start()
+    session = Session(ClientEngine(token, client_name="parley-web"), connector, store)
+    m = Messenger(store, session, KeyDirectory(token), p.user_id, p.device_id)
+    await m.load()
+    await m.remember_names({p.user_id: p.username})
+    ui = Ui(m, p.username, token, _sign_out)
+    ui.show()
+    await m.start()
+    return ui
+
+
+async def _sign_out() -> None:
+    if ui is None:
+        return
+    token = ui.token
     try:
-        await session.wait_state(ConnectionState.ONLINE, CONNECT_TIMEOUT_S)
-    except (TimeoutError, RequestError):
-        await session.stop()
-        raise
-    global _session
-    _session = session  # the UI to come takes it from here
-    return session
+        await pyfetch("/api/v1/sessions/current", method="DELETE",
+                      headers={"authorization": f"Bearer {token}"})  # fmt: skip
+    except Exception as exc:  # offline: the local sign-out still happens
+        js.console.warn(f"logout: {exc!r}")
+    await profile.forget(ui.username)
+    await ui.m.close()
+    js.location.reload()
+
+
+async def _sign_in(action: str, username: str, password: str) -> None:
+    if action == "register":
+        _say(t("auth.creating"))
+        await _post("/api/v1/accounts", RegisterBody(username=username, password=password))
+    existing = await profile.find(username) if action == "login" else None
+    if existing is not None and existing.token_sealed:
+        _say(t("auth.unlocking"))
+        try:
+            key = profile.unlock(existing, password)
+        except VaultError:
+            key = None  # the password changed elsewhere? the server decides below
+        if key is not None:
+            await profile.remember(existing, key)
+            await _run(existing, key, profile.token_of(existing, key))
+            return
+    _say(t("auth.signing_in"))
+    body = LoginBody(username=username, password=password, device_name=DEVICE_NAME)
+    login = msgspec.json.decode(await _post("/api/v1/sessions", body), type=LoginReply)
+    _say(t("auth.unlocking"))
+    p, key = await profile.create(username, login.user_id, login.device_id, login.token, password)
+    _say(t("auth.connecting"))
+    await _run(p, key, login.token)
 
 
 async def _submit(action: str) -> None:
     global _busy
-    if _busy:
+    if _busy or ui is not None:
         return
     _busy = True
-    username = str(_el("username").value).strip()
+    username = str(_el("username").value).strip().lower()
     password = str(_el("password").value)
     try:
-        if action == "register":
-            _say("Creating account…")
-            await _post("/api/v1/accounts", RegisterBody(username=username, password=password))
-        _say("Signing in…")
-        body = LoginBody(username=username, password=password, device_name=DEVICE_NAME)
-        login = msgspec.json.decode(await _post("/api/v1/sessions", body), type=LoginReply)
-        _say("Connecting…")
-        session = await _connect(login)
-    except (ApiError, RequestError, TransportClosed, TimeoutError, OSError) as exc:
-        _say(str(exc) or type(exc).__name__, error=True)
+        await _sign_in(action, username, password)
+    except ApiError as exc:
+        _say(str(exc) or exc.code, error=True)
         return
     except msgspec.ValidationError as exc:
         _say(f"Invalid input: {exc}", error=True)
@@ -118,12 +153,6 @@ async def _submit(action: str) -> None:
     finally:
         _busy = False
     _say("")
-    _el("welcome-user").textContent = username
-    _el("welcome-user-id").textContent = str(session.engine.user_id)
-    _el("welcome-device-id").textContent = str(session.engine.device_id)
-    _el("auth").hidden = True
-    _el("welcome").hidden = False
-    js.document.body.dataset.connected = "yes"
 
 
 def _spawn(action: str) -> None:
@@ -138,17 +167,32 @@ def _on_submit(event: Any) -> None:
     _spawn(str(submitter.value) if submitter else "login")
 
 
+async def _resume() -> None:
+    found = await profile.resume()
+    if found is None or not found[0].token_sealed:
+        return
+    p, key = found
+    await _run(p, key, profile.token_of(p, key))
+
+
 async def start() -> None:
     """Called once by boot.js; returns as soon as the page is interactive."""
     import parley.protocol  # the contract must import here
 
     if importlib.util.find_spec("parley.crypto.backend") is not None:
         import parley.crypto.backend  # noqa: F401  (binds libsodium.js via the "sodium" module)
+    js.window.parleyUi = js.Object.new()
+    settings.apply_theme(settings.saved_theme())
+    i18n.set_lang(settings.saved_lang())
     boot = js.window.parleyBoot
     boot.handler = create_proxy(_on_submit)
+    try:
+        await _resume()
+    except Exception as exc:  # a damaged profile must never brick the page: sign in instead
+        js.console.warn(f"resume failed: {exc!r}")
     js.document.body.dataset.python = "ready"
-    _el("status").textContent = "Ready"
+    _el("status").textContent = t("status.ready") if ui is None else _el("status").textContent
     pending = boot.pending
-    if pending:
+    if pending and ui is None:
         boot.pending = None
         _spawn(str(pending))

@@ -1,0 +1,68 @@
+"""Two users in two browser contexts: sign up, become contacts, chat both ways, end to end
+encrypted (the message text never appears in anything the pages sent); a reload with the
+network off shows the history from IndexedDB."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from e2e.conftest import Contexts, screenshot
+from e2e.ui import (
+    become_contacts,
+    expect_message,
+    open_chat,
+    open_direct,
+    send,
+    sign_up,
+    wait_online,
+)
+from tests.support.accounts import unique_name
+
+
+def test_two_users_chat_both_ways_then_reload(contexts: Contexts, base_url: str) -> None:
+    alice_name, bob_name = unique_name("alice"), unique_name("bob")
+    actx, bctx = contexts.new(), contexts.new()
+    alice = sign_up(actx, base_url, alice_name)
+    bob = sign_up(bctx, base_url, bob_name)
+    become_contacts(alice, bob, bob_name, alice_name)
+    screenshot(bob, "contacts")
+
+    open_direct(alice, bob_name)
+    send(alice, "first words from alice 🌱")
+    # bob's chat list shows the new chat with its last message and an unread badge
+    bob.click("#tab-chats")
+    item = bob.locator(".chat", has_text=alice_name)
+    expect(item.locator(".chat-last")).to_have_text("first words from alice 🌱", timeout=30_000)
+    expect(item.locator(".badge")).to_have_text("1")
+    screenshot(bob, "chat-list-unread")
+    open_chat(bob, alice_name)
+    expect_message(bob, "first words from alice 🌱")
+    expect(item.locator(".badge")).to_have_count(0)  # read once opened
+    send(bob, "bob answers\non two lines")
+    expect_message(alice, "bob answers")
+    send(alice, "third")
+    expect_message(bob, "third")
+    screenshot(alice, "conversation-alice")
+    screenshot(bob, "conversation-bob")
+
+    for text in ("first words from alice", "bob answers", "on two lines"):
+        assert not contexts.wire.contains(text), f"plaintext {text!r} left the browser"
+    assert contexts.wire.sent, "the wire recorder saw nothing: the check above would be vacuous"
+
+    # Reload with the network OFF: the service worker serves the shell, IndexedDB the history.
+    alice.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30_000)
+    actx.set_offline(True)
+    alice.reload()
+    alice.wait_for_selector("body[data-signed-in=yes]", timeout=60_000, state="attached")
+    expect(alice.locator("#auth")).to_be_hidden()
+    expect(alice.locator(".chat", has_text=bob_name).locator(".chat-last")).to_have_text("third")
+    open_chat(alice, bob_name)
+    expect_message(alice, "first words from alice 🌱")
+    expect_message(alice, "bob answers")
+    expect(alice.locator("#net")).to_be_visible()  # the loss is shown
+    screenshot(alice, "reload-offline-history")
+    actx.set_offline(False)
+    wait_online(alice, 60_000)
+    expect(alice.locator("#net")).to_be_hidden()
+    send(alice, "back online")
+    expect_message(bob, "back online")

@@ -1,0 +1,186 @@
+"""The signed-in app: wires the messenger (``secure.Messenger``) to the screen parts and keeps
+them current. UI updates from the messenger are coalesced per part, so a burst of incoming
+messages costs one re-render, not one per message."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import js  # type: ignore[import-not-found]
+
+from app import dom, i18n
+from app.chat_list import ChatList
+from app.composer import Composer
+from app.contacts import ContactsPane
+from app.conversation_view import ConversationView
+from app.groups import Groups
+from app.i18n import t
+from app.secure import Messenger
+from app.settings import Settings
+from parley.client import effects as fx
+from parley.client.model import ConnectionState
+from parley.protocol.records import (
+    ContactAdded,
+    ContactRemoved,
+    FriendRequestClosed,
+    FriendRequestOpened,
+)
+
+TABS = ("chats", "contacts", "settings")
+SOCIAL_EVENTS = (FriendRequestOpened, FriendRequestClosed, ContactAdded, ContactRemoved)
+
+
+class Ui:
+    def __init__(
+        self, m: Messenger, username: str, token: str, sign_out: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.m = m
+        self.username = username
+        self.token = token
+        self._sign_out = sign_out
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._dirty: dict[str, bool] = {}
+        self.composer = Composer(self)
+        self.view = ConversationView(self)
+        self.chat_list = ChatList(self)
+        self.contacts = ContactsPane(self)
+        self.groups = Groups(self)
+        self.settings = Settings(self)
+        self._listeners = dom.Listeners()
+        for name in TABS:
+            self._listeners.on(
+                dom.el(f"tab-{name}"), "click", lambda _e, n=name: self.select_tab(n)
+            )
+        self._listeners.on(js.window, "offline", self._on_offline)
+        m.on_change(self._on_change)
+        m.session.add_listener(self._on_note)
+        i18n.on_change(self.rerender)
+
+    # --- plumbing --------------------------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            js.console.error(f"ui task failed: {task.exception()!r}")
+
+    def _coalesce(self, key: str, fn: Callable[[], Awaitable[None]]) -> None:
+        if key in self._dirty:
+            self._dirty[key] = True  # running: run once more when it ends
+            return
+        self._dirty[key] = False
+
+        async def run() -> None:
+            try:
+                while True:
+                    self._dirty[key] = False
+                    await asyncio.sleep(0)
+                    await fn()
+                    if not self._dirty[key]:
+                        break
+            finally:
+                del self._dirty[key]
+
+        self.spawn(run())
+
+    # --- screens ---------------------------------------------------------------------------
+    def show(self) -> None:
+        """The app replaces the sign-in card (cached chats render now, before any network)."""
+        dom.show(dom.el("auth"), False)
+        dom.show(dom.el("app"), True)
+        js.document.body.dataset.signedIn = "yes"
+        js.document.body.dataset.connected = "yes"
+        self.chat_list.render()
+        self.settings.render()
+        self._set_conn(self.m.session.state)
+
+    def select_tab(self, name: str) -> None:
+        for n in TABS:
+            dom.show(dom.el(f"pane-{n}"), n == name)
+            dom.el(f"tab-{n}").setAttribute("aria-selected", "true" if n == name else "false")
+        if name == "contacts":
+            self.spawn(self.contacts.refresh())
+        elif name == "settings":
+            self.spawn(self.settings.refresh())
+
+    def open_chat(self, cid: bytes) -> None:
+        self.spawn(self._open(cid))
+
+    async def _open(self, cid: bytes) -> None:
+        await self.view.open(cid)
+        self.chat_list.render()
+        await self.groups.render_details()
+
+    def rerender(self) -> None:
+        self.chat_list.render()
+        self.settings.render()
+        self.contacts.render()
+        self.view.rerender()
+        self._set_conn(self.m.session.state)
+        self.spawn(self.groups.render_details())
+
+    async def show_safety(self, user_id: str) -> None:
+        m = self.m
+        await m.refresh_devlist(user_id)
+        box = dom.el("details")
+        dom.show(box, True)
+        dom.clear(box)
+        name = m.name(user_id)
+        box.appendChild(dom.h("h3", "", t("safety.title", name=name)))
+        try:
+            number = m.safety_number(user_id)
+        except Exception as exc:
+            box.appendChild(dom.h("p", "message error", str(exc)))
+            return
+        box.appendChild(dom.h("p", "safety", number, id="safety-number"))
+        box.appendChild(dom.h("p", "muted", t("safety.hint", name=name)))
+        box.appendChild(dom.h("button", "small", t("safety.verify"), data_verify=user_id))
+
+    async def sign_out(self) -> None:
+        await self._sign_out()
+
+    # --- updates ---------------------------------------------------------------------------
+    def _on_change(self, what: str, cid: bytes | None) -> None:
+        if what == "chats":
+            self._coalesce("chats", self._render_chats)
+        elif what == "rows" and cid is not None and cid == self.view.cid:
+            self._coalesce("rows", self.view.refresh)
+        elif what == "outgoing" and (cid is None or cid == self.view.cid):
+            self.view.render_outgoing()
+
+    async def _render_chats(self) -> None:
+        self.chat_list.render()
+        self.view.title()
+
+    def _on_note(self, n: fx.Notification) -> None:
+        if isinstance(n, fx.ConnectionChanged):
+            self._set_conn(n.state)
+        elif isinstance(n, fx.EventsStored) and any(
+            isinstance(e.body, SOCIAL_EVENTS) for e in n.events
+        ):
+            self._coalesce("contacts", self.contacts.refresh)
+
+    def _set_conn(self, state: ConnectionState) -> None:
+        js.document.body.dataset.conn = state.value
+        key = {
+            ConnectionState.ONLINE: "status.online",
+            ConnectionState.SYNCING: "status.syncing",
+            ConnectionState.CONNECTING: "status.connecting",
+            ConnectionState.AUTHENTICATING: "status.connecting",
+            ConnectionState.STOPPED: "status.stopped",
+        }.get(state, "status.offline")
+        dom.el("status").textContent = t(key)
+        net = dom.el("net")
+        offline = state in (ConnectionState.DISCONNECTED, ConnectionState.CONNECTING)
+        net.textContent = t("status.offline")
+        dom.show(net, offline)
+
+    def _on_offline(self, _event: Any) -> None:
+        """The browser says the network is gone: drop the socket now (it may look alive for
+        a while); the session reconnects with jittered backoff once it can."""
+        self.spawn(self.m.session.drop_connection())

@@ -1,0 +1,48 @@
+"""What the UI shows, as plain data: a conversation row and a chat summary (both sealed at
+rest by ``local_store``)."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Row(msgspec.Struct, omit_defaults=True):
+    """One line of a conversation. ``state``: ``decrypted``, ``waiting`` (key not here yet),
+    ``failed`` (can never decrypt), ``system`` (membership), ``recalled``."""
+
+    seq: int
+    sender: str
+    ts: int
+    state: str
+    text: str = ""
+    device: int = 0
+
+
+class Chat(msgspec.Struct, omit_defaults=True):
+    """A chat-list entry."""
+
+    cid: bytes
+    kind: str  # "direct" | "group"
+    members: list[str] = []
+    last_text: str = ""
+    last_ts: int = 0
+    last_seq: int = 0
+    unread: int = 0
+    read_seq: int = 0
+    left: bool = False
+
+
+class Outgoing(msgspec.Struct):
+    """Our own message not yet stored by the server: ``sending``, ``waiting_for_keys``,
+    ``failed`` (with a retry)."""
+
+    local_id: str
+    text: str
+    ts: int
+    state: str
+    reason: str = ""
+
+
+row_enc = msgspec.msgpack.Encoder()
+row_dec = msgspec.msgpack.Decoder(Row)
+chat_dec = msgspec.msgpack.Decoder(Chat)

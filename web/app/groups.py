@@ -1,0 +1,167 @@
+"""Groups: the create form (name + member usernames), and the details panel of the open chat
+(member list with roles from the server's routing list, invite, leave; for a direct chat the
+safety number)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from app import dom
+from app.contacts import LookupFailed, lookup
+from app.i18n import t
+from app.secure import EncryptionNotReady
+from parley.client.session import RequestError
+
+if TYPE_CHECKING:
+    from app.app import Ui
+
+
+class Groups:
+    def __init__(self, ui: Ui) -> None:
+        self.ui = ui
+        self.form = dom.el("group-form")
+        self.msg = dom.el("group-message")
+        self.details = dom.el("details")
+        self._listeners = dom.Listeners()
+        self._listeners.on(dom.el("new-group"), "click", lambda _e: self.toggle_form(True))
+        self._listeners.on(dom.el("group-cancel"), "click", lambda _e: self.toggle_form(False))
+        self._listeners.on(self.form, "submit", self._on_create)
+        self._listeners.on(
+            dom.el("conv-details"), "click", lambda _e: self.ui.spawn(self.toggle_details())
+        )
+        self._listeners.on(self.details, "click", self._on_details_click)
+        self._listeners.on(self.details, "submit", self._on_invite)
+
+    def toggle_form(self, visible: bool) -> None:
+        dom.show(self.form, visible)
+        self.msg.textContent = ""
+        if visible:
+            dom.el("group-name").focus()
+
+    def _on_create(self, event: Any) -> None:
+        event.preventDefault()
+        name = str(dom.el("group-name").value).strip()
+        raw = str(dom.el("group-members").value)
+        usernames = [
+            u.strip().lower()
+            for u in raw.replace("\uff0c", ",").split(",")  # full-width comma (Chinese IME)
+            if u.strip()
+        ]
+        if name:
+            self.ui.spawn(self._create(name, usernames))
+
+    async def _user_ids(self, usernames: list[str]) -> list[str]:
+        ids = []
+        for u in usernames:
+            info = await lookup(self.ui.token, u)
+            await self.ui.m.remember_names({info.user_id: info.username})
+            ids.append(info.user_id)
+        return ids
+
+    async def _create(self, name: str, usernames: list[str]) -> None:
+        try:
+            ids = await self._user_ids(usernames)
+            cid = await self.ui.m.create_group(ids, name)
+        except EncryptionNotReady:
+            self.msg.textContent = t("err.not_ready")
+            return
+        except (LookupFailed, RequestError) as e:
+            self.msg.textContent = str(e)
+            return
+        dom.el("group-name").value = ""
+        dom.el("group-members").value = ""
+        self.toggle_form(False)
+        self.ui.open_chat(cid)
+
+    async def toggle_details(self, force: bool | None = None) -> None:
+        visible = self.details.hidden if force is None else force
+        dom.show(self.details, visible)
+        if visible:
+            await self.render_details()
+
+    async def render_details(self) -> None:
+        cid = self.ui.view.cid
+        if cid is None or self.details.hidden:
+            return
+        m = self.ui.m
+        chat = m.chats.get(cid)
+        box = self.details
+        dom.clear(box)
+        box.appendChild(dom.h("h3", "", m.title(cid)))
+        if chat is not None and chat.left:
+            box.appendChild(dom.h("p", "muted", t("group.left")))
+            return
+        try:
+            info = await m.info(cid)
+        except RequestError as e:
+            box.appendChild(dom.h("p", "message error", str(e)))
+            return
+        box.appendChild(dom.h("h3", "", t("group.member_list")))
+        ul = dom.h("ul", "plain", id="member-list")
+        for mem in info.members:
+            li = dom.h("li", "person", data_user=mem.user_id)
+            li.appendChild(dom.h("span", "name", m.name(mem.user_id)))
+            li.appendChild(dom.h("span", "role", t(f"role.{mem.role.value}")))
+            if mem.user_id != m.user_id:
+                li.appendChild(
+                    dom.h(
+                        "button", "small secondary", t("contacts.safety"), data_safety=mem.user_id
+                    )
+                )
+            ul.appendChild(li)
+        box.appendChild(ul)
+        if info.kind.value == "group":
+            form = dom.h("form", "inline", id="invite-form")
+            form.appendChild(
+                dom.h("input", "", id="invite-name", placeholder=t("group.invite_placeholder"))
+            )
+            form.appendChild(dom.h("button", "small", t("group.invite"), type="submit"))
+            box.appendChild(form)
+            box.appendChild(dom.h("p", "message", id="details-message"))
+            box.appendChild(
+                dom.h(
+                    "button", "small secondary", t("group.leave"), id="group-leave", data_leave="1"
+                )
+            )
+
+    def _on_details_click(self, event: Any) -> None:
+        target = event.target
+        if target.dataset.safety:
+            self.ui.spawn(self.ui.show_safety(str(target.dataset.safety)))
+        elif target.dataset.leave:
+            self.ui.spawn(self._leave())
+        elif target.dataset.verify:
+            self.ui.spawn(self._verify(str(target.dataset.verify)))
+
+    async def _verify(self, user_id: str) -> None:
+        await self.ui.m.mark_verified(user_id)
+        await self.ui.show_safety(user_id)
+
+    async def _leave(self) -> None:
+        cid = self.ui.view.cid
+        if cid is None:
+            return
+        try:
+            await self.ui.m.leave(cid)
+        except RequestError as e:
+            dom.el("details-message").textContent = str(e)
+            return
+        dom.show(self.details, False)
+        self.ui.view.close()
+        self.ui.chat_list.render()
+
+    def _on_invite(self, event: Any) -> None:
+        event.preventDefault()
+        name = str(dom.el("invite-name").value).strip().lower()
+        cid = self.ui.view.cid
+        if name and cid is not None:
+            self.ui.spawn(self._invite(cid, name))
+
+    async def _invite(self, cid: bytes, name: str) -> None:
+        try:
+            ids = await self._user_ids([name])
+            await self.ui.m.invite(cid, ids)
+        except (LookupFailed, RequestError, EncryptionNotReady, PermissionError) as e:
+            dom.el("details-message").textContent = str(e) or type(e).__name__
+            return
+        await self.render_details()
