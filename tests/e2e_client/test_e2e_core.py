@@ -254,3 +254,84 @@ def test_pairwise_only_content_in_a_group_message_is_refused(pair) -> None:  # t
     deliver(a, tds, devs)
     r = groups.decrypt_entry(b.st, CID, 1, "alice", 1, NOW, env)
     assert isinstance(r, groups.Failed)
+
+
+def _history_for_new_device(pair):  # type: ignore[no-untyped-def]
+    """alice sent two messages (iterations 0, 1) before bob linked b2; b2 has them waiting."""
+    a, b, devs = pair
+    sessions_for(a, devs)
+    tds, env0 = groups.encrypt_message(a.st, CID, text("old 0"), NOW)
+    _, env1 = groups.encrypt_message(a.st, CID, text("old 1"), NOW)
+    deliver(a, tds, devs)
+    b2 = Dev("bob", 2, first=b)
+    b.st.contacts["bob"] = msgspec.structs.replace(b2.st.contacts["bob"])
+    for seq, env in ((2, env0), (3, env1)):
+        assert isinstance(groups.decrypt_entry(b2.st, CID, seq, "alice", 1, NOW, env),
+                          st_mod.Waiting)  # fmt: skip
+    return a, b, b2
+
+
+def test_later_skdm_does_not_drop_waiting_history(pair) -> None:  # type: ignore[no-untyped-def]
+    """The flake of test_e2e_new_device_reads_history_by_key_forwarding: the sender answers
+    b2's skdm_req with its CURRENT iteration before b1's key_fwd arrives. The earlier
+    messages must stay waiting (key missing), not be taken for duplicates and dropped."""
+    a, b, b2 = _history_for_new_device(pair)
+    reqs = groups.key_requests(b2.st, NOW)
+    kreq = [c for _, _, c in reqs if isinstance(c, content_mod.KeyReq)]
+    assert len(kreq) == 1 and kreq[0].from_iteration == 0
+    # alice's answer to the skdm_req: her own state from her current iteration (2)
+    current = a.st.inbound[st_mod.inbound_key(CID, "alice", 1)].states[-1].skdm_at(2)
+    assert groups.install(b2.st, CID, "alice", 1, current)
+    assert groups.retry_waiting(b2.st) == []
+    assert sorted(w.seq for w in b2.st.waiting.values()) == [2, 3]
+    _, env2 = groups.encrypt_message(a.st, CID, text("new 2"), NOW)
+    new = groups.decrypt_entry(b2.st, CID, 4, "alice", 1, NOW, env2)
+    assert isinstance(new, groups.Received)
+    # then b1's key_fwd from iteration 0 extends the state backwards: history decrypts
+    fwd = groups.answer_key_req(b.st, "bob", 2, kreq[0], NOW)
+    assert isinstance(fwd, content_mod.KeyFwd) and groups.accept_key_fwd(b2.st, "bob", 1, fwd)
+    got = groups.retry_waiting(b2.st)
+    assert [r.content.body for r in got if isinstance(r, groups.Received)] == ["old 0", "old 1"]  # type: ignore[union-attr]
+    assert b2.st.waiting == {}
+
+
+def test_waiting_replay_fails_instead_of_waiting_forever(pair) -> None:  # type: ignore[no-untyped-def]
+    """A waiting entry whose iteration another entry used up (a replay) is reported failed."""
+    a, b, devs = pair
+    sessions_for(a, devs)
+    tds, env = groups.encrypt_message(a.st, CID, text("once"), NOW)
+    assert isinstance(groups.decrypt_entry(b.st, CID, 5, "alice", 1, NOW, env), st_mod.Waiting)
+    deliver(a, tds, devs)
+    assert isinstance(groups.decrypt_entry(b.st, CID, 2, "alice", 1, NOW, env), groups.Received)
+    got = groups.retry_waiting(b.st)
+    assert [(type(r).__name__, r.seq) for r in got] == [("Failed", 5)]
+    assert b.st.waiting == {}
+
+
+def test_key_requests_back_off_then_give_up_until_rearmed(pair) -> None:  # type: ignore[no-untyped-def]
+    _a, _b, b2 = _history_for_new_device(pair)
+    st = b2.st
+    assert groups.next_key_request_ms(st) == 0  # never asked: due at once
+    t, sent, last, gaps = NOW, 0, NOW, []
+    while (due := groups.next_key_request_ms(st)) is not None:
+        t = max(t, due)
+        if sent:
+            assert groups.key_requests(st, t - 1) == []  # not before it is due
+            gaps.append(t - last)
+        reqs = groups.key_requests(st, t)
+        # one chain (alice/1): an skdm_req to alice, a key_req to our own bob/1
+        assert sorted((u, d, type(c).__name__) for u, d, c in reqs) == [
+            ("alice", 1, "SkdmReq"), ("bob", 1, "KeyReq")]  # fmt: skip
+        sent, last = sent + 1, t
+        assert sent <= groups.KEY_REQUEST_ATTEMPTS
+    assert sent == groups.KEY_REQUEST_ATTEMPTS
+    assert gaps[:3] == [2_000, 4_000, 8_000] and max(gaps) == groups.KEY_REQUEST_MAX_RETRY_MS
+    assert groups.key_requests(st, t + 10 * groups.KEY_REQUEST_MAX_RETRY_MS) == []
+    # a reconnect allows one more, an explicit retry always asks and restarts the backoff
+    groups.rearm_key_requests(st)
+    assert groups.next_key_request_ms(st) == 0 and len(groups.key_requests(st, t + 1)) == 2
+    assert groups.next_key_request_ms(st) is None
+    assert len(groups.key_requests(st, t + 2, min_interval_ms=0)) == 2
+    assert groups.next_key_request_ms(st) == t + 2 + 2_000
+    # the schedule survives a restart (state round trip)
+    assert groups.next_key_request_ms(roundtrip(st)) == t + 2 + 2_000

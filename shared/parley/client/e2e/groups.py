@@ -271,23 +271,32 @@ def decrypt_entry(
     except CryptoError:
         return Failed(cid, seq, sender, device, ts, "malformed")
     rec = st.inbound.get(inbound_key(cid, sender, device))
+    wk = f"{cid_key(cid)}/{seq}"
     try:
         if rec is None:
             raise NoSession("no sender key")
+        known = rec.find(hdr.distribution_id, hdr.chain_id)
+        if known is not None and hdr.iteration < known.first_iteration:
+            # we hold this chain only from a LATER iteration (e.g. the sender answered an
+            # skdm_req with its current one): the key is missing, not used up. A key_fwd or
+            # backup from an earlier iteration extends the state backwards (merge_state).
+            raise NoSession("sender key known only from a later iteration")
         pt = sk.decrypt(rec, envelope)
         c = content_mod.decode(pt, group=True)
     except NoSession:
         w = Waiting(cid, seq, sender, device, ts, envelope, hdr.distribution_id,
                     hdr.chain_id, hdr.iteration)  # fmt: skip
-        st.waiting.setdefault(f"{cid_key(cid)}/{seq}", w)
-        return st.waiting[f"{cid_key(cid)}/{seq}"]
+        return st.waiting.setdefault(wk, w)
     except DuplicateMessage:
-        st.waiting.pop(f"{cid_key(cid)}/{seq}", None)
+        if st.waiting.pop(wk, None) is not None:
+            # a waiting entry whose iteration was used by another entry (a replay): it can
+            # never decrypt; say so instead of leaving it "waiting" with nothing retrying it
+            return Failed(cid, seq, sender, device, ts, "DuplicateMessage")
         return None
     except CryptoError as e:
-        st.waiting.pop(f"{cid_key(cid)}/{seq}", None)
+        st.waiting.pop(wk, None)
         return Failed(cid, seq, sender, device, ts, type(e).__name__)
-    st.waiting.pop(f"{cid_key(cid)}/{seq}", None)
+    st.waiting.pop(wk, None)
     if isinstance(c, content_mod.GroupUpdate):
         apply_group_update(st, cid, sender, c)
     return Received(cid, seq, sender, device, ts, c)
@@ -298,7 +307,8 @@ def retry_waiting(st: E2EState) -> list[Received | Failed]:
     out: list[Received | Failed] = []
     for w in sorted(st.waiting.values(), key=lambda w: (w.conversation_id, w.seq)):
         rec = st.inbound.get(inbound_key(w.conversation_id, w.sender, w.sender_device))
-        if rec is None or rec.find(w.distribution_id, w.chain_id) is None:
+        known = rec.find(w.distribution_id, w.chain_id) if rec is not None else None
+        if known is None or w.iteration < known.first_iteration:
             continue
         r = decrypt_entry(st, w.conversation_id, w.seq, w.sender, w.sender_device, w.ts,
                           w.envelope)  # fmt: skip
@@ -307,40 +317,95 @@ def retry_waiting(st: E2EState) -> list[Received | Failed]:
     return out
 
 
+KEY_REQUEST_FIRST_RETRY_MS = 2_000
+"""A chain still waiting is asked about again after 2 s, then 4 s, 8 s, ... (per chain)."""
+KEY_REQUEST_MAX_RETRY_MS = 10 * 60_000
+"""The backoff is capped at 10 minutes ..."""
+KEY_REQUEST_ATTEMPTS = 12
+"""... and the timer gives up after this many requests (~1 h); ``rearm_key_requests`` (on
+reconnect) allows one more each time, so a waiting message is never dropped for good."""
+
+_Chain = tuple[bytes, str, int, bytes, int]
+
+
+def _chain(w: Waiting) -> _Chain:
+    return (w.conversation_id, w.sender, w.sender_device, w.distribution_id, w.chain_id)
+
+
+def _chains(st: E2EState) -> dict[_Chain, list[Waiting]]:
+    """Waiting messages grouped by sender key chain, in (conversation, seq) order."""
+    out: dict[_Chain, list[Waiting]] = {}
+    for w in sorted(st.waiting.values(), key=lambda w: (w.conversation_id, w.seq)):
+        out.setdefault(_chain(w), []).append(w)
+    return out
+
+
+def _retry_delay(attempts: int) -> int:
+    return min(KEY_REQUEST_FIRST_RETRY_MS << max(attempts - 1, 0), KEY_REQUEST_MAX_RETRY_MS)
+
+
+def _due_ms(ws: list[Waiting]) -> int | None:
+    """When this chain should be asked about (next), None: the timer gave up on it."""
+    requested = max(w.requested_ms for w in ws)
+    attempts = max(w.attempts for w in ws)
+    if requested == 0:
+        return 0
+    if attempts >= KEY_REQUEST_ATTEMPTS:
+        return None
+    return requested + _retry_delay(attempts)
+
+
+def next_key_request_ms(st: E2EState) -> int | None:
+    """Wall time (ms) at which ``key_requests`` has something to send again; None: nothing
+    is scheduled. The shell sets a timer for it and calls ``key_requests`` when it fires."""
+    due = [t for ws in _chains(st).values() if (t := _due_ms(ws)) is not None]
+    return min(due) if due else None
+
+
+def rearm_key_requests(st: E2EState) -> None:
+    """One more request for chains the backoff gave up on (call after a reconnect)."""
+    for ws in _chains(st).values():
+        if max(w.attempts for w in ws) >= KEY_REQUEST_ATTEMPTS:
+            for w in ws:
+                w.attempts, w.requested_ms = KEY_REQUEST_ATTEMPTS - 1, 0
+
+
 def key_requests(
-    st: E2EState, now: int, min_interval_ms: int = 10_000
+    st: E2EState, now: int, min_interval_ms: int | None = None
 ) -> list[tuple[str, int, content_mod.Content]]:
-    """skdm_req to each waiting message's sender device and key_req to our own other devices
-    (once per chain per ``min_interval_ms``). -> [(user, device, content)] to send pairwise."""
+    """skdm_req to each waiting message's sender device and key_req to our own other devices.
+    -> [(user, device, content)] to send pairwise. A request can go unanswered (the other
+    device is offline, does not know us yet, has no key yet), so each chain is asked again on
+    a backoff (``next_key_request_ms``); ``min_interval_ms`` instead asks every chain not
+    asked within that interval (0: all now, e.g. a manual retry)."""
     out: list[tuple[str, int, content_mod.Content]] = []
-    seen: set[tuple[bytes, str, int, bytes, int]] = set()
     own = st.contacts.get(st.own.user_id)
     own_devices = [d for d in (own.devices if own else {}) if d != st.own.device_id]
-    for w in sorted(st.waiting.values(), key=lambda w: (w.conversation_id, w.seq)):
-        chain = (w.conversation_id, w.sender, w.sender_device, w.distribution_id, w.chain_id)
-        if chain in seen:
-            continue
-        seen.add(chain)
-        first = min(x.iteration for x in st.waiting.values()
-                    if (x.conversation_id, x.sender, x.sender_device, x.distribution_id,
-                        x.chain_id) == chain)  # fmt: skip
-        if w.requested_ms and now - w.requested_ms < min_interval_ms:
-            continue
-        for x in st.waiting.values():
-            if (x.conversation_id, x.sender, x.sender_device, x.distribution_id,
-                    x.chain_id) == chain:  # fmt: skip
-                x.requested_ms = now
-        rk = f"{cid_key(w.conversation_id)}/{b64e(w.distribution_id)}/{w.chain_id}"
-        st.key_requests[rk] = KeyRequest(w.conversation_id, w.sender, w.sender_device)
-        if (w.sender, w.sender_device) != (st.own.user_id, st.own.device_id):
-            req = content_mod.SkdmReq(id=pairwise.new_id(), ts=now,
-                                      g=cid_key(w.conversation_id), dist=b64e(w.distribution_id))  # fmt: skip
-            out.append((w.sender, w.sender_device, req))
+    for chain, ws in _chains(st).items():
+        if min_interval_ms is None:
+            due = _due_ms(ws)
+            if due is None or now < due:
+                continue
+            attempts = max(w.attempts for w in ws) + 1
+        else:
+            requested = max(w.requested_ms for w in ws)
+            if requested and now - requested < min_interval_ms:
+                continue
+            attempts = 1  # an explicit retry restarts the backoff
+        for x in ws:
+            x.requested_ms, x.attempts = now, attempts
+        cid, sender, sender_device, dist, chain_id = chain
+        first = min(x.iteration for x in ws)
+        rk = f"{cid_key(cid)}/{b64e(dist)}/{chain_id}"
+        st.key_requests[rk] = KeyRequest(cid, sender, sender_device)
+        if (sender, sender_device) != (st.own.user_id, st.own.device_id):
+            req = content_mod.SkdmReq(id=pairwise.new_id(), ts=now, g=cid_key(cid),
+                                      dist=b64e(dist))  # fmt: skip
+            out.append((sender, sender_device, req))
         for d in own_devices:
             kr = content_mod.KeyReq(
-                id=pairwise.new_id(), ts=now, group_id=cid_key(w.conversation_id),
-                distribution_id=b64e(w.distribution_id), chain_id=w.chain_id,
-                from_iteration=first,
+                id=pairwise.new_id(), ts=now, group_id=cid_key(cid), distribution_id=b64e(dist),
+                chain_id=chain_id, from_iteration=first,
             )  # fmt: skip
             out.append((st.own.user_id, d, kr))
     return out

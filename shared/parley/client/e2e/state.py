@@ -83,7 +83,8 @@ class Waiting(msgspec.Struct):
     distribution_id: bytes
     chain_id: int
     iteration: int
-    requested_ms: int = 0
+    requested_ms: int = 0  # last key request for its chain (0: not asked yet)
+    attempts: int = 0  # key requests sent for its chain so far (the retry backoff)
 
 
 class KeyRequest(msgspec.Struct, frozen=True):
