@@ -48,7 +48,7 @@ from parley.protocol.ops import (
 )
 from parley.protocol.records import ConvEntry, ConversationInfo, Message, ToDeviceItem
 from parley.protocol.types import Role
-from parley_server.cpython_client.client import Client
+from parley_server.cpython_client.client import Client, RequestError
 
 T = TypeVar("T")
 
@@ -121,13 +121,14 @@ class E2EClient:
             else identity.new_device(user_id, device_id, aik_seed=None, now=_now(), rng=rng)
         )
         self._lock = asyncio.Lock()
-        self._inbox: asyncio.Queue[fx.Notification] = asyncio.Queue()
+        # None = the key request timer fired (see _schedule_key_requests)
+        self._inbox: asyncio.Queue[fx.Notification | None] = asyncio.Queue()
+        self._timer: asyncio.TimerHandle | None = None
         self._worker: asyncio.Task[None] | None = None
         self._process_td = asyncio.Event()
         if process_to_device:
             self._process_td.set()
         self._sent: dict[str, asyncio.Future[int]] = {}
-        self._cmid_to_local: dict[str, str] = {}
         self._changed = asyncio.Event()
         self._link_req: provisioning.ProvisioningRequest | None = None
         self.errors: list[BaseException] = []
@@ -212,6 +213,8 @@ class E2EClient:
         await self._catch_up_to_device()
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -351,14 +354,16 @@ class E2EClient:
             p.stage, p.to_device = "skdm_sent", []
             self.save()
         if p.stage == "skdm_sent":
-            # the client_msg_id is the local id: a retry after a crash is deduplicated
-            eng = self.client.engine
-            self._cmid_to_local[p.local_id] = p.local_id
-            eng.send_message(p.conversation_id, p.envelope, time.monotonic(),
-                             client_msg_id=p.local_id, created_ms=p.created_ms)  # fmt: skip
-            p.stage, p.client_msg_id = "queued", p.local_id
+            # the client_msg_id is the local id: the engine's outbox holds it durably once
+            # send_message returns; a crash before "queued" is saved re-queues the same id,
+            # which the outbox and the server deduplicate
+            p.client_msg_id = p.local_id
+            await self.client.session.send_message(
+                p.conversation_id, p.envelope, track=False, client_msg_id=p.local_id,
+                created_ms=p.created_ms,
+            )  # fmt: skip
+            p.stage = "queued"
             self.save()
-            await self.client.session._pump()
 
     async def _refresh_members(self, cid: bytes) -> None:
         v = groups.view(self.st, cid)
@@ -449,9 +454,32 @@ class E2EClient:
                 raise
             except Exception as exc:  # keep processing; surfaced to tests via .errors
                 self.errors.append(exc)
+            self._schedule_key_requests()
 
-    async def _handle(self, n: fx.Notification) -> None:
-        if isinstance(n, fx.ToDeviceStored):
+    def _schedule_key_requests(self) -> None:
+        """(Re)arm the one timer for the next key request the E2E layer wants to send
+        (``groups.next_key_request_ms``); when it fires, the worker sends what is due."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        due = groups.next_key_request_ms(self.st)
+        if due is not None:
+            delay = max(due - _now(), 0) / 1000
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(delay, self._inbox.put_nowait, None)
+
+    async def _send_due_key_requests(self) -> None:
+        async with self._lock:
+            reqs = groups.key_requests(self.st, _now())
+            self.save()
+            # offline or a slow directory: the backoff asks again later
+            with contextlib.suppress(RequestError, KeyDirectoryError, TimeoutError):
+                await self._send_pairwise(reqs)
+
+    async def _handle(self, n: fx.Notification | None) -> None:
+        if n is None:
+            await self._send_due_key_requests()
+        elif isinstance(n, fx.ToDeviceStored):
             await self._catch_up_to_device()
         elif isinstance(n, fx.EntriesStored):
             await self._on_entries(n.conversation_id, n.first, n.last)
@@ -466,6 +494,8 @@ class E2EClient:
                     fut.set_result(n.seq)
         elif isinstance(n, fx.ConnectionChanged) and n.state.value == "online":
             await self.flush()
+            groups.rearm_key_requests(self.st)  # chains the backoff gave up on: once more
+            await self._send_due_key_requests()
 
     async def _catch_up_to_device(self) -> None:
         if not self._process_td.is_set():
