@@ -123,13 +123,25 @@ class Session:
 
     # --- user actions ------------------------------------------------------------------------
     async def send_message(
-        self, conversation_id: bytes, envelope: bytes, *, track: bool = True
+        self,
+        conversation_id: bytes,
+        envelope: bytes,
+        *,
+        track: bool = True,
+        client_msg_id: str | None = None,
+        created_ms: int | None = None,
     ) -> str:
         """Queue (persisted before it is sent) and return the client_msg_id. With
         ``track=False`` there is no ``wait_sent`` for it (watch MessageSent notifications);
-        use that for long-running senders so results do not pile up."""
+        use that for long-running senders so results do not pile up. A caller that keeps its
+        own send queue passes its ``client_msg_id`` (and original ``created_ms``): queueing
+        the same id again after a crash is a no-op here and deduplicated by the server."""
         cmid = self.engine.send_message(
-            conversation_id, envelope, self._clock(), created_ms=self._wall_ms()
+            conversation_id,
+            envelope,
+            self._clock(),
+            client_msg_id=client_msg_id,
+            created_ms=self._wall_ms() if created_ms is None else created_ms,
         )
         if track:
             self._sends.setdefault(cmid, asyncio.get_running_loop().create_future())
