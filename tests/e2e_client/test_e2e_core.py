@@ -335,3 +335,28 @@ def test_key_requests_back_off_then_give_up_until_rearmed(pair) -> None:  # type
     assert groups.next_key_request_ms(st) == t + 2 + 2_000
     # the schedule survives a restart (state round trip)
     assert groups.next_key_request_ms(roundtrip(st)) == t + 2 + 2_000
+
+
+def test_key_maintenance_refills_opks_and_rotates_the_spk() -> None:
+    a = Dev("alice", 1)
+    spk0 = a.st.own.prekeys.current_spk_id
+    assert identity.maintain_keys(a.st, NOW, 25) is None  # not low, SPK fresh
+    assert identity.keys_due_ms(a.st) == NOW + identity.OPK_CHECK_INTERVAL
+    body = identity.maintain_keys(a.st, NOW + 1, 24)  # below OPK_LOW_WATER
+    assert body is not None and len(body.opks) == 100 and body.spk.id == spk0
+    assert all(o.id in a.st.own.prekeys.opks for o in body.opks)  # private halves kept
+    # not confirmed uploaded: the next check uploads again (the same SPK, no new OPKs)
+    again = identity.maintain_keys(a.st, NOW + 2, 124)
+    assert again is not None and again.opks == [] and again.spk.id == spk0
+    identity.uploaded(a.st)
+    assert identity.maintain_keys(a.st, NOW + 3, 124) is None
+    assert identity.maintain_keys(a.st, NOW + 4, 990) is None
+    assert len(identity.maintain_keys(a.st, NOW + 5, 0).opks) == 100  # type: ignore[union-attr]
+    identity.uploaded(a.st)
+    # seven days on: a new SPK (the old private half stays for late PreKeyMessages)
+    week = NOW + 7 * 24 * 3600 * 1000
+    assert identity.keys_due_ms(a.st) == NOW + 5 + identity.OPK_CHECK_INTERVAL < week
+    assert not identity.spk_due(a.st, week - 1) and identity.spk_due(a.st, week)
+    rotated = identity.maintain_keys(a.st, week, 500)
+    assert rotated is not None and rotated.opks == [] and rotated.spk.id == spk0 + 1
+    assert spk0 in a.st.own.prekeys.spks

@@ -8,9 +8,12 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import httpx
+import msgspec
 import pytest
 
 from parley.crypto.errors import SendingBlocked
+from parley.protocol import keys as kproto
 from tests.integration.e2e_support import T, has_texts, link, make
 from tests.support.accounts import login, new_user
 from tests.support.server import ServerProcess
@@ -136,3 +139,49 @@ async def test_e2e_aik_change_notice_and_verified_contact_blocks(
         for c in (a1, c2):
             if c is not None:
                 await c.close()
+
+
+async def test_e2e_exhausted_opks_are_refilled(server: ServerProcess, tmp_path: Path) -> None:
+    """Others fetching our bundles use up our one-time prekeys; the first PreKeyMessage that
+    arrives after the server reports ``low`` makes the device upload a batch."""
+    (al,) = new_user(server.http_url, "opka")
+    (bl,) = new_user(server.http_url, "opkb")
+    (cl,) = new_user(server.http_url, "opkc")
+    a1, b1 = make(server, al, tmp_path, "opk-a1"), make(server, bl, tmp_path, "opk-b1")
+    keys = server.http_url + "/api/v1/keys"
+    own = httpx.AsyncClient(base_url=keys, headers={"authorization": f"Bearer {al.token}"})
+    other = httpx.AsyncClient(base_url=keys, headers={"authorization": f"Bearer {cl.token}"})
+
+    async def count() -> kproto.OpkCountReply:
+        r = await own.get("/count")
+        r.raise_for_status()
+        return msgspec.json.decode(r.content, type=kproto.OpkCountReply)
+
+    try:
+        for c in (a1, b1):
+            await c.start()
+            await c.wait_online(T)
+        async with asyncio.timeout(T):  # a1's check on connect is done (nothing was low)
+            while a1.st.own.opks_checked_ms == 0:
+                await asyncio.sleep(0.05)
+        first = await count()
+        assert not first.low and first.count == kproto.OPK_LOW_WATER * 2
+        for _ in range(first.count):  # bounded: one OPK per fetch
+            if (low := await count()).low:
+                break
+            (await other.get(f"/users/{al.user_id}/bundles")).raise_for_status()
+        assert low.low and low.count == kproto.OPK_LOW_WATER - 1
+        # bob's first message: X3DH with one more of a1's OPKs, a PreKeyMessage to a1
+        cid = await b1.open_direct(al.user_id)
+        await b1.wait_sent(await b1.send_text(cid, "uses an opk"), T)
+        await a1.wait_for(has_texts("uses an opk"), cid, T)
+        async with asyncio.timeout(T):
+            while (now := await count()).low:
+                await asyncio.sleep(0.1)
+        assert now.count == low.count - 1 + kproto.OPK_BATCH
+        assert not a1.errors
+    finally:
+        for c in (a1, b1):
+            await c.close()
+        await own.aclose()
+        await other.aclose()

@@ -52,6 +52,9 @@ from parley_server.cpython_client.client import Client, RequestError
 
 T = TypeVar("T")
 
+KEYS_RETRY_MS = 60_000
+"""Key maintenance that failed (directory unreachable) is tried again after this long."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS e2e_state (k TEXT PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS e2e_messages (
@@ -121,9 +124,10 @@ class E2EClient:
             else identity.new_device(user_id, device_id, aik_seed=None, now=_now(), rng=rng)
         )
         self._lock = asyncio.Lock()
-        # None = the key request timer fired (see _schedule_key_requests)
+        # None = the E2E layer's timer fired (see _schedule_wake)
         self._inbox: asyncio.Queue[fx.Notification | None] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
+        self._keys_not_before = 0
         self._worker: asyncio.Task[None] | None = None
         self._process_td = asyncio.Event()
         if process_to_device:
@@ -164,6 +168,30 @@ class E2EClient:
         return await self._call(
             "PUT", "/device", identity.upload_body(self.st, new), kproto.OpkCountReply
         )
+
+    async def maintain_keys(self) -> kproto.OpkCountReply:
+        """Look at our OPK count on the server; rotate the SPK / upload a batch of OPKs when
+        due (``identity.maintain_keys``). Returns the count the server holds now."""
+        async with self._lock:
+            count = await self._call("GET", "/count", None, kproto.OpkCountReply)
+            body = identity.maintain_keys(self.st, _now(), count.count, self._rng)
+            self.save()  # private halves stored before the public ones are published
+            if body is None:
+                return count
+            reply = await self._call("PUT", "/device", body, kproto.OpkCountReply)
+            identity.uploaded(self.st)
+            self.save()
+            return reply
+
+    async def _maintain_keys_quietly(self) -> None:
+        try:
+            await self.maintain_keys()
+        except (KeyDirectoryError, httpx.HTTPError):
+            # the directory unreachable: try again in a minute (not in a tight timer loop)
+            self._keys_not_before = _now() + KEYS_RETRY_MS
+
+    def _keys_due_ms(self) -> int:
+        return max(identity.keys_due_ms(self.st), self._keys_not_before)
 
     async def _publish_devlist(self, body: kproto.PutDeviceListBody) -> None:
         self.save()
@@ -454,19 +482,22 @@ class E2EClient:
                 raise
             except Exception as exc:  # keep processing; surfaced to tests via .errors
                 self.errors.append(exc)
-            self._schedule_key_requests()
+            self._schedule_wake()
 
-    def _schedule_key_requests(self) -> None:
-        """(Re)arm the one timer for the next key request the E2E layer wants to send
-        (``groups.next_key_request_ms``); when it fires, the worker sends what is due."""
+    def _schedule_wake(self) -> None:
+        """(Re)arm the one timer for the next time the E2E layer wants to act: a key request
+        (``groups.next_key_request_ms``) or key maintenance (``identity.keys_due_ms``); when
+        it fires, the worker does what is due."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        due = groups.next_key_request_ms(self.st)
-        if due is not None:
-            delay = max(due - _now(), 0) / 1000
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(delay, self._inbox.put_nowait, None)
+        due = self._keys_due_ms()
+        req = groups.next_key_request_ms(self.st)
+        if req is not None:
+            due = min(due, req)
+        delay = max(due - _now(), 0) / 1000
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, self._inbox.put_nowait, None)
 
     async def _send_due_key_requests(self) -> None:
         async with self._lock:
@@ -478,6 +509,8 @@ class E2EClient:
 
     async def _handle(self, n: fx.Notification | None) -> None:
         if n is None:
+            if _now() >= self._keys_due_ms():
+                await self._maintain_keys_quietly()
             await self._send_due_key_requests()
         elif isinstance(n, fx.ToDeviceStored):
             await self._catch_up_to_device()
@@ -496,6 +529,7 @@ class E2EClient:
             await self.flush()
             groups.rearm_key_requests(self.st)  # chains the backoff gave up on: once more
             await self._send_due_key_requests()
+            await self._maintain_keys_quietly()
 
     async def _catch_up_to_device(self) -> None:
         if not self._process_td.is_set():
@@ -506,6 +540,8 @@ class E2EClient:
             ).fetchall()
             dec = msgspec.msgpack.Decoder(ToDeviceItem)
             items = [dec.decode(r[0]) for r in rows]
+            # a PreKeyMessage used one of our OPKs: look whether a refill is due
+            prekey_msgs = any(it.body[:1] == b"\x03" for it in items)
             replies: list[tuple[str, int, content_mod.Content]] = []
             keys = resend = False
             for it in items:
@@ -534,6 +570,8 @@ class E2EClient:
             await self.flush()
         if keys or items:
             await self.flush()
+        if prekey_msgs:
+            await self._maintain_keys_quietly()
 
     async def _reset(self, r: pairwise.ResetNeeded) -> None:
         self.st.sessions.pop(st_mod.dev_key(r.user_id, r.device_id), None)

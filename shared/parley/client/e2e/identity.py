@@ -4,7 +4,8 @@ one-time prekeys, and what this device publishes in the key directory (CRYPTO.md
 The first device of an account creates the AIK and device list version 1; a device linked
 later receives the AIK seed through provisioning (§3.5) and publishes the next version with
 itself added. SPKs rotate every SPK_ROTATION; OPKs are refilled by OPK_BATCH when the server
-reports fewer than OPK_LOW_WATER.
+reports fewer than OPK_LOW_WATER (``maintain_keys``: the shell asks the server for the count on
+connect, after inbound sessions were set up with our OPKs, and when ``keys_due_ms`` comes).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 from parley.client.e2e.state import Contact, E2EState, OwnDevice
 from parley.crypto import devicelist
 from parley.crypto.b64 import b64e
-from parley.crypto.constants import OPK_BATCH, SPK_ROTATION
+from parley.crypto.constants import OPK_BATCH, OPK_LOW_WATER, SPK_ROTATION
 from parley.crypto.keys import Ed25519KeyPair, OneTimePreKey, Rng, SignedPreKey, rng_or_default
 from parley.protocol.keys import (
+    OPK_MAX_STORED,
     OneTimePreKeyBody,
     PutDeviceListBody,
     SignedPreKeyBody,
@@ -68,6 +70,38 @@ def new_opks(st: E2EState, n: int = OPK_BATCH, rng: Rng | None = None) -> list[O
     st.own.next_opk_id += n
     st.own.prekeys.add_opks(opks)
     return opks
+
+
+OPK_CHECK_INTERVAL = 6 * 3600 * 1000
+"""Ask the server for our OPK count at least this often (others fetching our bundles use
+them up without us hearing of it until their first message)."""
+
+
+def keys_due_ms(st: E2EState) -> int:
+    """Wall time (ms) of the next key maintenance: the SPK's rotation or an OPK count check."""
+    return min(st.own.spk_rotated_ms + SPK_ROTATION, st.own.opks_checked_ms + OPK_CHECK_INTERVAL)
+
+
+def maintain_keys(
+    st: E2EState, now: int, opk_count: int, rng: Rng | None = None
+) -> UploadKeysBody | None:
+    """Given the server's count of our OPKs: a new SPK when the current one is SPK_ROTATION
+    old, a batch of OPKs when fewer than OPK_LOW_WATER are left. Returns the body to upload
+    (the state holds the private halves: persist it BEFORE uploading) or None."""
+    st.own.opks_checked_ms = now
+    rotate = spk_due(st, now)
+    n = min(OPK_BATCH, OPK_MAX_STORED - opk_count) if opk_count < OPK_LOW_WATER else 0
+    if not rotate and n <= 0 and not st.own.upload_pending:
+        return None
+    if rotate:
+        rotate_spk(st, now, rng)
+    st.own.upload_pending = True  # until ``uploaded``: the new SPK must reach the server
+    return upload_body(st, new_opks(st, n, rng) if n > 0 else [])
+
+
+def uploaded(st: E2EState) -> None:
+    """The server took the body ``maintain_keys`` returned."""
+    st.own.upload_pending = False
 
 
 def upload_body(st: E2EState, opks: list[OneTimePreKey]) -> UploadKeysBody:

@@ -135,6 +135,8 @@ class OwnDevice(msgspec.Struct):
     next_spk_id: int = 1
     next_opk_id: int = 1
     spk_rotated_ms: int = 0
+    opks_checked_ms: int = 0  # last time the server's count of our OPKs was looked at
+    upload_pending: bool = False  # a rotated SPK / new OPKs not confirmed uploaded yet
     published_devlist: bool = False
 
 
