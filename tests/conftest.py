@@ -16,12 +16,30 @@ if TYPE_CHECKING:
     from tests.support.server import ServerProcess
 
 
+OPEN_DIRECT = {"PARLEY_DIRECT_OPEN_TO_ALL": "true"}
+"""The spine's tests open direct conversations between strangers: their servers allow that
+(the product default requires mutual contacts; ``social_server`` runs with the defaults)."""
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One real server for the whole session (tests use fresh users, so they don't collide)."""
     from tests.support.server import ServerProcess
 
-    srv = ServerProcess(tmp_path_factory.mktemp("srv") / "data")
+    srv = ServerProcess(tmp_path_factory.mktemp("srv") / "data", env=OPEN_DIRECT)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def social_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with default settings (direct chats need contacts) but a fast presence
+    tick, for the social-layer tests."""
+    from tests.support.server import ServerProcess
+
+    env = {"PARLEY_PRESENCE_TICK_S": "0.2"}
+    srv = ServerProcess(tmp_path_factory.mktemp("social") / "data", env=env)
     srv.start()
     yield srv
     srv.stop()
@@ -32,7 +50,7 @@ def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A private server for tests that kill or restart it."""
     from tests.support.server import ServerProcess
 
-    srv = ServerProcess(tmp_path / "data")
+    srv = ServerProcess(tmp_path / "data", env=OPEN_DIRECT)
     srv.start()
     yield srv
     srv.stop()

@@ -56,9 +56,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     argon2_memlimit: int = 64 * 1024 * 1024  # nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
 
     # --- policy ----------------------------------------------------------------------------
-    direct_open_to_all: bool = True
-    """Anyone may open a direct conversation with any user. When False, DirectOpen answers
-    ``forbidden`` (reserved for when contact requests decide who may start a chat)."""
+    direct_open_to_all: bool = False
+    """When True anyone may open (and write in) a direct conversation with any user who has
+    not blocked them; by default a direct conversation needs mutual contacts (``not_contact``)."""
+    recall_window_s: float = limits.RECALL_WINDOW_S
+    """How long after sending a message may be recalled (by its sender or a group admin)."""
+    presence_coalesce_s: float = limits.PRESENCE_COALESCE_S
+    """At most one presence update per watched user per watcher in this many seconds."""
+    presence_tick_s: float = 1.0
+    """How often the presence flusher sends what is due (batched per watcher)."""
 
     @property
     def data_path(self) -> Path:

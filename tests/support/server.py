@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -26,10 +27,17 @@ def free_port() -> int:
 class ServerProcess:
     """One ``parley serve`` process; restartable on the same data dir and port."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *extra_args: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *extra_args: str,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra_args = list(extra_args)
+        self.env = dict(env or {})  # extra PARLEY_* settings for this server
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
 
@@ -49,7 +57,7 @@ class ServerProcess:
             "--data-dir", str(self.data_dir), *self.extra_args,
         ]  # fmt: skip
         log = self.log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -24,6 +24,7 @@ from parley_server.logging import get_logger
 from parley_server.service.context import Session, now_ms
 from parley_server.service.dispatch import App
 from parley_server.service.errors import ServiceError
+from parley_server.store.base import StoreError
 
 log = get_logger("parley.gateway")
 
@@ -100,6 +101,7 @@ def make_ws_handler(app: App, hub: Hub) -> WebsocketRouteHandler:
         if not await app.accounts.still_valid(session, token):
             conn.close(CloseCode.DEVICE_REVOKED, "this device was signed out")
         await app.services.store.touch_device(session.user_id, session.device_id, now_ms())
+        app.presence.connected(session.user_id)
         log.info("ws_open", user_id=session.user_id, device_id=session.device_id)
         code: int = CloseCode.NORMAL
         try:
@@ -107,6 +109,9 @@ def make_ws_handler(app: App, hub: Hub) -> WebsocketRouteHandler:
         finally:
             await broker.unsubscribe(session.user_id, session.device_id, conn)
             hub.discard(conn)
+            app.presence.disconnected(session.user_id)
+            with contextlib.suppress(StoreError):  # last seen: the store may be closing
+                await app.services.store.touch_device(session.user_id, session.device_id, now_ms())
             log.info(
                 "ws_close",
                 user_id=session.user_id,

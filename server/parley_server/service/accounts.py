@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 
 import nacl.exceptions
 import nacl.pwhash
@@ -48,6 +49,8 @@ class Accounts:
         self._by_account = SlidingWindow(cfg.login_account_limit, cfg.login_window_s)
         self._by_ip = SlidingWindow(cfg.login_ip_limit, cfg.login_window_s)
         self._dummy_hash: bytes | None = None
+        self.visible_user: Callable[[str], Awaitable[bool]] | None = None
+        """Set by the social layer: False hides a user from lookup (as if absent)."""
 
     # --- password hashing (slow on purpose: always in a thread) ----------------------------
     def _hash_sync(self, password: str) -> bytes:
@@ -164,6 +167,8 @@ class Accounts:
 
     async def lookup_user(self, username: str) -> UserInfo:
         user = await self.s.store.get_user_by_name(normalize_username(username))
-        if user is None:
+        if user is None or (
+            self.visible_user is not None and not await self.visible_user(user.user_id)
+        ):
             raise ServiceError(ErrorCode.NOT_FOUND, "no such user")
         return UserInfo(user_id=user.user_id, username=user.username)

@@ -41,6 +41,7 @@ from parley_server.service.context import Services, Session, now_ms
 from parley_server.service.errors import ServiceError, not_member
 from parley_server.service.push import push_membership
 from parley_server.store.base import MemberChange, MembershipResult, NotFound
+from parley_server.store.social import SocialStore
 
 MANAGERS = (Role.OWNER, Role.ADMIN)
 
@@ -62,8 +63,31 @@ def _changed(info: ConversationInfo, skip: Sequence[str] = ()) -> list[tuple[str
 
 
 class Conversations:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, social: SocialStore | None = None) -> None:
         self.s = services
+        self.social = social  # contacts and blocks; None: no social layer (store tests)
+
+    async def check_direct_peer(self, session: Session, info: ConversationInfo) -> None:
+        """In a direct conversation: ``blocked`` when either side blocked the other, and
+        ``not_contact`` when they are not contacts (unless ``direct_open_to_all``)."""
+        if info.kind != ConversationKind.DIRECT or self.social is None:
+            return
+        peer = next((m.user_id for m in info.members if m.user_id != session.user_id), None)
+        if peer is not None:
+            await self._check_pair(session.user_id, peer)
+
+    async def _check_pair(self, me: str, peer: str) -> None:
+        if self.social is None:
+            return
+        if await self.social.blocked_between(me, peer):
+            raise ServiceError(ErrorCode.BLOCKED, "one of you blocked the other")
+        if not self.s.settings.direct_open_to_all and not await self.social.are_contacts(me, peer):
+            raise ServiceError(ErrorCode.NOT_CONTACT, "direct chats are between contacts")
+
+    async def _check_not_blocked_by(self, session: Session, user_ids: Sequence[str]) -> None:
+        """Nobody can pull a user who blocked them into a group."""
+        if self.social is not None and await self.social.blockers_of(session.user_id, user_ids):
+            raise ServiceError(ErrorCode.BLOCKED, "a user you named blocked you")
 
     async def member_info(self, session: Session, conversation_id: bytes) -> ConversationInfo:
         """The conversation, if the caller is a current member; else ``not_member``."""
@@ -114,8 +138,7 @@ class Conversations:
             )
         if not await self.s.store.users_exist([op.user_id]):
             raise ServiceError(ErrorCode.UNKNOWN_USER, "no such user")
-        if not self.s.settings.direct_open_to_all:
-            raise ServiceError(ErrorCode.FORBIDDEN, "direct conversations are not open to all")
+        await self._check_pair(session.user_id, op.user_id)
         info, result = await self.s.store.open_direct(
             session.user_id, op.user_id, uuid.uuid4().bytes, now_ms()
         )
@@ -130,6 +153,7 @@ class Conversations:
         if len(others) + 1 > self.s.settings.max_group_members:
             raise ServiceError(ErrorCode.TOO_LARGE, "too many members")
         await self._require_users(others)
+        await self._check_not_blocked_by(session, others)
         result = await self.s.store.create_group(
             session.user_id, others, op.meta, uuid.uuid4().bytes, now_ms()
         )
@@ -147,6 +171,7 @@ class Conversations:
         if len(current) + len(new) > self.s.settings.max_group_members:
             raise ServiceError(ErrorCode.TOO_LARGE, "the group would exceed its member limit")
         await self._require_users(new)
+        await self._check_not_blocked_by(session, new)
         entry = Membership(
             action=MembershipAction.JOINED, actor=session.user_id, targets=new, role=Role.MEMBER
         )

@@ -7,23 +7,34 @@ from typing import Any
 
 import msgspec
 
-from parley.protocol import ops
-from parley.protocol.errors import ErrorCode
+from parley.protocol import ops, social
 from parley.protocol.ops import Result
 from parley_server.fanout.base import Subscriber
 from parley_server.service.accounts import Accounts
 from parley_server.service.context import Services, Session
 from parley_server.service.conversations import Conversations
-from parley_server.service.errors import ServiceError
 from parley_server.service.messages import Messages
+from parley_server.service.presence import Presence
+from parley_server.service.reads import Reads
+from parley_server.service.recall import Recalls
+from parley_server.service.social import Social
 from parley_server.service.sync import Sync
 from parley_server.service.to_device import ToDevice
+from parley_server.service.typing import TypingRelay
+from parley_server.store.base import Store
+from parley_server.store.social import SocialStore
 
 Handler = Callable[[Session, Any, Subscriber | None], Awaitable[Result]]
 
 
-async def _not_yet(session: Session, op: Any, origin: Subscriber | None) -> Result:
-    raise ServiceError(ErrorCode.UNKNOWN_OP, f"{type(op).__name__} is not served yet")
+def make_social_store(store: Store) -> SocialStore:
+    """The social tables live in the store's own engine."""
+    from parley_server.store.sqlite import SqliteStore
+    from parley_server.store.sqlite_social import SqliteSocialStore
+
+    if not isinstance(store, SqliteStore):
+        raise TypeError(f"no social store engine for {type(store).__name__}")
+    return SqliteSocialStore(store)
 
 
 class App:
@@ -31,12 +42,21 @@ class App:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.social_store = make_social_store(services.store)
         self.accounts = Accounts(services)
-        self.conversations = Conversations(services)
+        self.conversations = Conversations(services, self.social_store)
         self.messages = Messages(services, self.conversations)
-        self.sync = Sync(services)
+        self.reads = Reads(services, self.conversations, self.social_store)
+        self.sync = Sync(services, self.reads)
         self.to_device = ToDevice(services)
+        self.social = Social(services, self.social_store)
+        self.presence = Presence(services, self.social_store)
+        self.social.presence = self.presence
+        self.accounts.visible_user = self.social.visible_user
+        self.recalls = Recalls(services, self.conversations, self.social_store)
+        self.typing = TypingRelay(services, self.conversations)
         c = self.conversations
+        so = self.social
         self._table: dict[type[msgspec.Struct], Handler] = {
             ops.Send: self.messages.send,
             ops.History: lambda s, op, _: self.messages.history(s, op),
@@ -53,9 +73,24 @@ class App:
             ops.GroupDisband: lambda s, op, _: c.group_disband(s, op),
             ops.ConvGet: lambda s, op, _: c.get(s, op),
             ops.ConvList: lambda s, op, _: c.list_page(s, op),
+            social.UserLookup: lambda s, op, _: so.lookup(s, op),
+            social.ProfileGet: lambda s, op, _: so.profile_get(s, op),
+            social.ProfileSet: lambda s, op, _: so.profile_set(s, op),
+            social.FriendRequest: lambda s, op, _: so.request(s, op),
+            social.FriendCancel: lambda s, op, _: so.cancel(s, op),
+            social.FriendAccept: lambda s, op, _: so.accept(s, op),
+            social.FriendReject: lambda s, op, _: so.reject(s, op),
+            social.FriendRequests: lambda s, op, _: so.requests(s, op),
+            social.ContactList: lambda s, op, _: so.contacts(s, op),
+            social.ContactRemove: lambda s, op, _: so.remove(s, op),
+            social.Block: lambda s, op, _: so.block(s, op),
+            social.Unblock: lambda s, op, _: so.unblock(s, op),
+            social.Recall: lambda s, op, _: self.recalls.recall(s, op),
+            social.ReadMark: lambda s, op, _: self.reads.mark(s, op),
+            social.Receipts: lambda s, op, _: self.reads.receipts(s, op),
+            social.Typing: lambda s, op, _: self.typing.typing(s, op),
+            social.PresenceGet: lambda s, op, _: self.presence.snapshot(s, op),
         }
-        for op_type in ops.RESULT_OF:  # social ops: wired up below as they land
-            self._table.setdefault(op_type, _not_yet)
         assert set(self._table) == set(ops.RESULT_OF), "every op needs a handler"
 
     async def dispatch(self, session: Session, op: ops.Op, origin: Subscriber | None) -> Result:

@@ -9,8 +9,8 @@ from parley_server.fanout.base import Subscriber
 from parley_server.service.context import Services, Session, now_ms
 from parley_server.service.conversations import Conversations
 from parley_server.service.errors import ServiceError, not_member
-from parley_server.service.push import push_entry
-from parley_server.store.base import NotFound
+from parley_server.service.push import push_entry, push_events
+from parley_server.store.base import BadReference, NotFound
 
 
 class Messages:
@@ -26,6 +26,13 @@ class Messages:
             raise ServiceError(exc.code, exc.message) from None
         if info.disbanded:
             raise ServiceError(ErrorCode.DISBANDED, "the group was disbanded")
+        if (op.ref_seq is None) != (op.ref_kind is None):
+            raise ServiceError(ErrorCode.INVALID, "ref_seq and ref_kind go together")
+        mentions = [u for u in dict.fromkeys(op.mentions) if u != session.user_id]
+        members = {m.user_id for m in info.members}
+        if not members.issuperset(mentions):
+            raise ServiceError(ErrorCode.INVALID, "mentioned users must be members")
+        await self.conversations.check_direct_peer(session, info)
         try:
             result = await self.s.store.append_message(
                 op.conversation_id,
@@ -34,14 +41,21 @@ class Messages:
                 op.client_msg_id,
                 op.envelope,
                 now_ms(),
+                ref_seq=op.ref_seq,
+                ref_kind=op.ref_kind,
+                mentions=mentions,
             )
         except NotFound:
             raise not_member() from None
+        except BadReference as exc:
+            code = ErrorCode.FORBIDDEN if exc.forbidden else ErrorCode.NOT_FOUND
+            raise ServiceError(code, str(exc)) from None
         # The store returned: the entry is durable. Only now is it pushed (and acknowledged).
         if not result.duplicate:
             await push_entry(
                 self.s.broker, result.entry, (m.user_id for m in info.members), exclude=origin
             )
+            await push_events(self.s.broker, result.events)
         return Sent(seq=result.entry.seq, ts=result.entry.ts, duplicate=result.duplicate)
 
     async def history(self, session: Session, op: History) -> HistoryPage:

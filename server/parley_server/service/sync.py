@@ -8,13 +8,19 @@ client's cursor or that the client does not know, ordered by conversation id and
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from parley.protocol.ops import ConvState, SyncReply, SyncRequest
 from parley_server.service.context import Services, Session, now_ms
 
+if TYPE_CHECKING:
+    from parley_server.service.reads import Reads
+
 
 class Sync:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, reads: Reads | None = None) -> None:
         self.s = services
+        self.reads = reads  # fills read_seq / unread of each ConvState
 
     async def sync(self, session: Session, op: SyncRequest) -> SyncReply:
         cfg = self.s.settings
@@ -36,6 +42,8 @@ class Sync:
                 conv_next = changed[-1].conversation_id
                 break
             changed.append(state)
+        if self.reads is not None:
+            await self.reads.annotate(session.user_id, changed)
         return SyncReply(
             events=events[: cfg.sync_events_max],
             events_more=len(events) > cfg.sync_events_max,

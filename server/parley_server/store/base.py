@@ -20,6 +20,7 @@ from parley.protocol.records import (
     EventBody,
     Member,
     Membership,
+    RefKind,
     ToDeviceItem,
     UserEvent,
 )
@@ -36,6 +37,15 @@ class UsernameTaken(StoreError):
 
 class NotFound(StoreError):
     pass
+
+
+class BadReference(StoreError):
+    """A message's ``ref_seq`` names no live message it may reference. ``forbidden`` when the
+    target exists but this kind of reference to it is not allowed (editing another's message)."""
+
+    def __init__(self, message: str, forbidden: bool = False) -> None:
+        super().__init__(message)
+        self.forbidden = forbidden
 
 
 class UserRow(msgspec.Struct):
@@ -65,6 +75,7 @@ class SessionRow(msgspec.Struct):
 class AppendResult(msgspec.Struct):
     entry: ConvEntry
     duplicate: bool  # the (device, client_msg_id) was seen before: ``entry`` is the original
+    events: list[tuple[str, UserEvent]] = []  # Mentioned events appended with the entry
 
 
 class MembershipResult(msgspec.Struct):
@@ -200,10 +211,18 @@ class Store(abc.ABC):
         client_msg_id: str,
         envelope: bytes,
         now: int,
+        ref_seq: int | None = None,
+        ref_kind: RefKind | None = None,
+        mentions: Sequence[str] = (),
     ) -> AppendResult:
         """Append with the next gap-free seq, atomically with an idempotency check on
         (sender, sender_device, client_msg_id). Returns only after the write is durable.
-        Raises NotFound if the conversation does not exist."""
+        Raises NotFound if the conversation does not exist.
+
+        With ``ref_seq``: in the same transaction, check that it names a live (not recalled)
+        message of this conversation that this kind may reference (an edit: the sender's own
+        original message; a reaction: not a reaction), else raise BadReference. Each user in
+        ``mentions`` (already checked to be members) gets a Mentioned event."""
 
     @abc.abstractmethod
     async def history(
@@ -253,6 +272,7 @@ class Store(abc.ABC):
 
 __all__ = [
     "AppendResult",
+    "BadReference",
     "ConversationKind",
     "DeviceRow",
     "MemberChange",

@@ -49,13 +49,16 @@ from parley.protocol.records import (
     Member,
     Membership,
     MembershipAction,
+    Mentioned,
     Message,
+    RefKind,
     ToDeviceItem,
     UserEvent,
 )
 from parley.protocol.types import ConversationKind, Role
 from parley_server.store.base import (
     AppendResult,
+    BadReference,
     DeviceRow,
     MemberChange,
     MembershipResult,
@@ -107,6 +110,28 @@ def _fk_guard(job: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Conne
             raise
 
     return run
+
+
+def _check_reference(
+    conn: sqlite3.Connection,
+    conversation_id: bytes,
+    sender: str,
+    ref_seq: int,
+    kind: RefKind | None,
+) -> None:
+    """Raise BadReference unless ``ref_seq`` is a live message ``kind`` may point at."""
+    r = conn.execute(
+        "SELECT sender, sender_device, recalled, ref_kind FROM entries"
+        " WHERE conversation_id = ? AND seq = ?",
+        (conversation_id, ref_seq),
+    ).fetchone()
+    if r is None or r[1] is None or r[2]:
+        raise BadReference("no such message in this conversation")
+    target_kind = r[3]
+    if kind == RefKind.EDIT and (r[0] != sender or target_kind in ("edit", "reaction")):
+        raise BadReference("you can only edit your own original messages", forbidden=True)
+    if kind == RefKind.REACTION and target_kind == "reaction":
+        raise BadReference("cannot react to a reaction", forbidden=True)
 
 
 class SqliteStore(Store):
@@ -298,6 +323,7 @@ class SqliteStore(Store):
         sender_device: int | None,
         body: EntryBody,
         now: int,
+        ref: tuple[int, str] | None = None,
     ) -> ConvEntry:
         r = conn.execute(
             "UPDATE conversations SET last_seq = last_seq + 1, last_ts = ?"
@@ -308,9 +334,19 @@ class SqliteStore(Store):
             raise NotFound("conversation")
         seq = int(r[0])
         conn.execute(
-            "INSERT INTO entries (conversation_id, seq, ts, sender, sender_device, body)"
-            " VALUES (?,?,?,?,?,?)",
-            (conversation_id, seq, now, sender, sender_device, _encode(body)),
+            "INSERT INTO entries"
+            " (conversation_id, seq, ts, sender, sender_device, body, ref_seq, ref_kind)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (
+                conversation_id,
+                seq,
+                now,
+                sender,
+                sender_device,
+                _encode(body),
+                None if ref is None else ref[0],
+                None if ref is None else ref[1],
+            ),
         )
         return ConvEntry(conversation_id, seq, now, sender, sender_device, body)
 
@@ -540,7 +576,13 @@ class SqliteStore(Store):
         client_msg_id: str,
         envelope: bytes,
         now: int,
+        ref_seq: int | None = None,
+        ref_kind: RefKind | None = None,
+        mentions: Sequence[str] = (),
     ) -> AppendResult:
+        mentioned = list(dict.fromkeys(mentions))
+        ref = None if ref_seq is None or ref_kind is None else (ref_seq, ref_kind.value)
+
         def job(conn: sqlite3.Connection) -> AppendResult:
             r = conn.execute(
                 "SELECT e.conversation_id, e.seq, e.ts, e.sender, e.sender_device, e.body"
@@ -552,16 +594,27 @@ class SqliteStore(Store):
             if r is not None:
                 original = ConvEntry(r[0], r[1], r[2], r[3], r[4], _decode_entry(r[5]))
                 return AppendResult(original, duplicate=True)
-            entry = self._append_entry(
-                conn, conversation_id, sender, sender_device, Message(envelope=envelope), now
+            if ref is not None:
+                _check_reference(conn, conversation_id, sender, ref[0], ref_kind)
+            body = Message(
+                envelope=envelope, ref_seq=ref_seq, ref_kind=ref_kind, mentions=mentioned
             )
+            entry = self._append_entry(conn, conversation_id, sender, sender_device, body, now, ref)
             conn.execute(
                 "INSERT INTO idempotency"
                 " (sender, sender_device, client_msg_id, conversation_id, seq, created)"
                 " VALUES (?,?,?,?,?,?)",
                 (sender, sender_device, client_msg_id, conversation_id, entry.seq, now),
             )
-            return AppendResult(entry, duplicate=False)
+            events = self._append_events(
+                conn,
+                [
+                    (u, Mentioned(conversation_id=conversation_id, seq=entry.seq, by=sender))
+                    for u in mentioned
+                ],
+                now,
+            )
+            return AppendResult(entry, duplicate=False, events=events)
 
         return await self._write(job)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _V1 = """
 CREATE TABLE users (
@@ -115,7 +115,59 @@ CREATE TABLE to_device (
 CREATE INDEX to_device_by_age ON to_device(ts);
 """
 
-_MIGRATIONS: dict[int, str] = {1: _V1}
+_V2 = """
+-- the social layer: message references, recall tombstones, profiles, contacts, read marks
+ALTER TABLE entries ADD COLUMN ref_seq INTEGER;      -- edit / reaction / reply target
+ALTER TABLE entries ADD COLUMN ref_kind TEXT;
+ALTER TABLE entries ADD COLUMN recalled INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX entries_by_ref ON entries(conversation_id, ref_seq) WHERE ref_seq IS NOT NULL;
+
+CREATE TABLE profiles (
+    user_id           TEXT PRIMARY KEY REFERENCES users(user_id),
+    email             TEXT,                 -- normalized, not unique (never verified)
+    phone             TEXT,                 -- normalized E.164 "+digits"
+    hidden            INTEGER NOT NULL DEFAULT 0,
+    read_receipts     INTEGER NOT NULL DEFAULT 1,
+    last_seen_visible INTEGER NOT NULL DEFAULT 1
+) WITHOUT ROWID;
+CREATE INDEX profiles_by_email ON profiles(email) WHERE email IS NOT NULL;
+CREATE INDEX profiles_by_phone ON profiles(phone) WHERE phone IS NOT NULL;
+
+-- stored both ways: (a, b) and (b, a)
+CREATE TABLE contacts (
+    user_id    TEXT NOT NULL REFERENCES users(user_id),
+    contact_id TEXT NOT NULL REFERENCES users(user_id),
+    since      INTEGER NOT NULL,
+    PRIMARY KEY (user_id, contact_id)
+) WITHOUT ROWID;
+
+CREATE TABLE friend_requests (
+    from_user TEXT NOT NULL REFERENCES users(user_id),
+    to_user   TEXT NOT NULL REFERENCES users(user_id),
+    note      TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    PRIMARY KEY (from_user, to_user)
+) WITHOUT ROWID;
+CREATE INDEX friend_requests_to ON friend_requests(to_user, from_user);
+
+CREATE TABLE blocks (
+    user_id    TEXT NOT NULL REFERENCES users(user_id),
+    blocked_id TEXT NOT NULL REFERENCES users(user_id),
+    created    INTEGER NOT NULL,
+    PRIMARY KEY (user_id, blocked_id)
+) WITHOUT ROWID;
+
+CREATE TABLE read_marks (
+    conversation_id BLOB NOT NULL REFERENCES conversations(conversation_id),
+    user_id         TEXT NOT NULL REFERENCES users(user_id),
+    seq             INTEGER NOT NULL,
+    ts              INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX read_marks_by_user ON read_marks(user_id, conversation_id);
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 """Script that takes the schema from version ``n - 1`` to ``n``."""
 
 
