@@ -150,6 +150,8 @@ class Ui:
             self._coalesce("chats", self._render_chats)
         elif what == "rows" and cid is not None and cid == self.view.cid:
             self._coalesce("rows", self.view.refresh)
+        elif what == "members" and cid is not None and cid == self.view.cid:
+            self._coalesce("details", self.groups.render_details)
         elif what == "outgoing" and (cid is None or cid == self.view.cid):
             self.view.render_outgoing()
 

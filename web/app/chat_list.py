@@ -43,4 +43,4 @@ class ChatList:
     def _on_click(self, event: Any) -> None:
         item = event.target.closest(".chat")
         if item:
-            self.ui.open_chat(bytes.fromhex(str(item.dataset.cid)))
+            self.ui.open_chat(bytes.fromhex(dom.data(item, "cid") or ""))

@@ -139,8 +139,10 @@ class ContactsPane:
         if not button:
             return
         person = button.closest(".person")
-        user_id, name = str(person.dataset.user), str(person.dataset.name)
-        action = str(button.dataset.action)
+        user_id, name = dom.data(person, "user"), dom.data(person, "name")
+        action = dom.data(button, "action")
+        if user_id is None or name is None or action is None:
+            return
         self.ui.spawn(self._act(action, user_id, name))
 
     async def _act(self, action: str, user_id: str, name: str) -> None:

@@ -193,10 +193,9 @@ class ConversationView:
         return node
 
     def _on_out_click(self, event: Any) -> None:
-        target = event.target
-        local_id = target.dataset.retry if target else None
+        local_id = dom.data(event.target, "retry")
         if local_id:
-            self.ui.spawn(self._retry(str(local_id)))
+            self.ui.spawn(self._retry(local_id))
 
     async def _retry(self, local_id: str) -> None:
         await self.m.retry(local_id)

@@ -54,3 +54,11 @@ class Listeners:
             node.removeEventListener(event, proxy)
             proxy.destroy()
         self._held.clear()
+
+
+def data(node: Any, name: str) -> str | None:
+    """The ``data-<name>`` attribute, or None (a missing dataset key raises in Pyodide)."""
+    if not node or getattr(node, "hasAttribute", None) is None:
+        return None
+    attr = f"data-{name}"
+    return str(node.getAttribute(attr)) if node.hasAttribute(attr) else None

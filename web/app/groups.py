@@ -126,12 +126,12 @@ class Groups:
 
     def _on_details_click(self, event: Any) -> None:
         target = event.target
-        if target.dataset.safety:
-            self.ui.spawn(self.ui.show_safety(str(target.dataset.safety)))
-        elif target.dataset.leave:
+        if (user := dom.data(target, "safety")) is not None:
+            self.ui.spawn(self.ui.show_safety(user))
+        elif dom.data(target, "leave") is not None:
             self.ui.spawn(self._leave())
-        elif target.dataset.verify:
-            self.ui.spawn(self._verify(str(target.dataset.verify)))
+        elif (user := dom.data(target, "verify")) is not None:
+            self.ui.spawn(self._verify(user))
 
     async def _verify(self, user_id: str) -> None:
         await self.ui.m.mark_verified(user_id)

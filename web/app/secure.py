@@ -43,14 +43,20 @@ from parley.protocol.ops import (
     ToDeviceMessage,
     ToDeviceSend,
 )
-from parley.protocol.records import ConversationInfo, Membership, Message, Recalled
+from parley.protocol.records import (
+    ConversationInfo,
+    Membership,
+    MembershipAction,
+    Message,
+    Recalled,
+)
 from parley.protocol.types import Role
 
 REQUEST_RETRY_S = 2.0
 OP_TIMEOUT_S = 15.0
 
 Listener = Callable[[str, bytes | None], None]
-"""``(what, conversation_id)``: ``chats``, ``rows``, ``outgoing``, ``trust``."""
+"""``(what, conversation_id)``: ``chats``, ``rows``, ``members``, ``outgoing``, ``trust``."""
 
 
 def now_ms() -> int:
@@ -489,13 +495,20 @@ class Messenger:
     async def _on_entries(self, cid: bytes, first: int, last: int) -> None:
         entries = await self.store.entries(cid, after=first - 1, limit=last - first + 1)
         rows: list[Row] = []
+        gone: set[str] = set()
+        membership = False
         async with self._lock:
             await self._know(cid)
             for e in entries:
                 b = e.body
                 if isinstance(b, Membership):
+                    membership = True
                     who = ", ".join(self.name(t) for t in b.targets) or self.name(b.actor)
                     rows.append(Row(e.seq, b.actor, e.ts, "system", f"{b.action.value}:{who}"))
+                    if b.action == MembershipAction.LEFT:
+                        gone |= {b.actor, *b.targets}
+                    elif b.action == MembershipAction.REMOVED:
+                        gone |= set(b.targets)
                     continue
                 if isinstance(b, Recalled):
                     rows.append(Row(e.seq, e.sender, e.ts, "recalled"))
@@ -515,6 +528,25 @@ class Messenger:
             reqs = groups.key_requests(self.st, now_ms())
             await self.save()
             await self._send_pairwise(reqs)
+            rekey = self._drop_members(cid, gone - {self.user_id})
+        if membership:
+            self._emit("members", cid)
+        if rekey:
+            await self.flush()
+
+    def _drop_members(self, cid: bytes, gone: set[str]) -> bool:
+        """Someone left or was removed: an admin publishes the new membership view (§7.5,
+        which also rotates our sender key). Returns True when a group update was queued."""
+        v = groups.view(self.st, cid)
+        if not gone or v is None or v.kind != "group" or not gone & set(v.members):
+            return False
+        if self.user_id not in v.admins:
+            return False
+        members = [u for u in v.members if u not in gone]
+        admins = [u for u in v.admins if u not in gone]
+        gu = groups.set_group_view(self.st, cid, members, admins, v.name)
+        device.queue(self.st, cid, msgspec.structs.replace(gu, ts=now_ms()), now_ms())
+        return True
 
     def _row_of(self, r: groups.Received | groups.Failed | st_mod.Waiting | None) -> Row | None:
         if isinstance(r, groups.Received):

@@ -112,7 +112,7 @@ class Settings:
 
     def _on_change(self, event: Any) -> None:
         target = event.target
-        which = str(target.dataset.setting or "")
+        which = dom.data(target, "setting")
         value = str(target.value)
         if which == "lang":
             js.localStorage.setItem("parley.lang", value)
@@ -122,5 +122,5 @@ class Settings:
             apply_theme(value)
 
     def _on_click(self, event: Any) -> None:
-        if event.target.dataset.signout:
+        if dom.data(event.target, "signout") is not None:
             self.ui.spawn(self.ui.sign_out())
