@@ -116,8 +116,10 @@ class E2EClient:
         )
         self.db = sqlite3.connect(str(db_path) + ".e2e", isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
         self.db.executescript(_SCHEMA)
         row = self.db.execute("SELECT v FROM e2e_state WHERE k = 'state'").fetchone()
+        self._saved: tuple[sqlite3.Connection, bytes] | None = (self.db, row[0]) if row else None
         self.st: E2EState = (
             st_mod.loads(row[0])
             if row
@@ -139,10 +141,17 @@ class E2EClient:
 
     # --- persistence -----------------------------------------------------------------------
     def save(self) -> None:
-        """Commit the E2E state (BEFORE anything it produced leaves the device)."""
-        self.db.execute(
-            "INSERT OR REPLACE INTO e2e_state (k, v) VALUES ('state', ?)", (st_mod.dumps(self.st),)
-        )
+        """Commit the E2E state (BEFORE anything it produced leaves the device).
+
+        One sqlite transaction replaces the row, so a crash leaves the old or the new state,
+        never a torn one (the atomicity a temp file + fsync + rename would give a plain file);
+        WAL with ``synchronous=FULL`` has it on disk before this returns. A state equal to
+        the one last written is not written again (many calls change nothing)."""
+        blob = st_mod.dumps(self.st)
+        if self._saved is not None and self._saved[0] is self.db and self._saved[1] == blob:
+            return
+        self.db.execute("INSERT OR REPLACE INTO e2e_state (k, v) VALUES ('state', ?)", (blob,))
+        self._saved = (self.db, blob)
 
     def _store_view(self, cid: bytes, v: MessageView) -> None:
         self.db.execute(
