@@ -45,6 +45,7 @@ from loadlib.workers import (
     worker_entry,
 )
 
+from parley.client.session import RequestError
 from parley.protocol.ops import Conversation, DirectOpen, GroupCreate
 
 IDLE_PORT_LIMIT = 20_000
@@ -53,19 +54,32 @@ IDLE_PORT_LIMIT = 20_000
 
 # --- setup -----------------------------------------------------------------------------------
 async def _open_conversations(ws_url: str, pairs: list[tuple[Device, Device]]) -> list[bytes]:
-    """DirectOpen for each (sender, recipient), from a short-lived session of the sender."""
+    """DirectOpen for each (sender, recipient) from short-lived sessions. Where the server
+    requires contacts first (``not_contact``), both ask each other (a mutual FriendRequest
+    makes them contacts) and the open is retried."""
+
+    async def online(d: Device) -> Peer:
+        peer = Peer(ws_url, d.token)
+        await peer.start()
+        if not await peer.wait_online(30):
+            await peer.stop()
+            raise RuntimeError("setup session did not come online")
+        return peer
 
     async def one(a: Device, b: Device) -> bytes:
-        peer = Peer(ws_url, a.token)
-        await peer.start()
+        pa = await online(a)
         try:
-            if not await peer.wait_online(30):
-                raise RuntimeError("setup session did not come online")
-            r = await peer.session.request(DirectOpen(user_id=b.user_id), 30)
+            try:
+                r = await pa.session.request(DirectOpen(user_id=b.user_id), 30)
+            except RequestError as exc:
+                if exc.code != "not_contact":
+                    raise
+                await _befriend(pa, await online(b), a, b)
+                r = await pa.session.request(DirectOpen(user_id=b.user_id), 30)
             assert isinstance(r, Conversation)
             return r.info.conversation_id
         finally:
-            await peer.stop()
+            await pa.stop()
 
     sem = asyncio.Semaphore(50)
 
@@ -74,6 +88,16 @@ async def _open_conversations(ws_url: str, pairs: list[tuple[Device, Device]]) -
             return await one(a, b)
 
     return list(await asyncio.gather(*(bounded(a, b) for a, b in pairs)))
+
+
+async def _befriend(pa: Peer, pb: Peer, a: Device, b: Device) -> None:
+    from parley.protocol.social import FriendRequest  # only on servers with contacts
+
+    try:
+        await pa.session.request(FriendRequest(user_id=b.user_id), 30)
+        await pb.session.request(FriendRequest(user_id=a.user_id), 30)
+    finally:
+        await pb.stop()
 
 
 async def _create_group(ws_url: str, owner: Device, others: list[Device]) -> bytes:
@@ -108,7 +132,7 @@ class Outcome:
         self.server_alive = True
 
     def total(self, name: str) -> float:
-        return sum(getattr(r, name) for r in self.results)
+        return float(sum(getattr(r, name) for r in self.results))
 
     @property
     def latencies(self) -> list[float]:

@@ -142,8 +142,11 @@ class _Run:
             await asyncio.sleep(max(0.0, self.w1 - time.monotonic()))
             self.res.cpu_window_s = time.process_time() - cpu0
         else:
-            senders = [(p, s.conversation_id) for p, s in zip(self.peers, spec.peers, strict=True)]
-            senders = [(p, c) for p, c in senders if c is not None]
+            senders = [
+                (p, s.conversation_id)
+                for p, s in zip(self.peers, spec.peers, strict=True)
+                if s.conversation_id is not None
+            ]
             cpu_task = asyncio.ensure_future(self._cpu_in_window())
             if spec.scenario == "direct":
                 await asyncio.gather(
@@ -261,11 +264,10 @@ def worker_entry(
     raise_nofile(len(spec.peers) + 256)
     try:
         import uvloop
-
-        runner = uvloop.run
     except ImportError:  # pragma: no cover
-        runner = asyncio.run
-    runner(_main(spec, recipients, ready_q, go, go_at, done, result_q))
+        asyncio.run(_main(spec, recipients, ready_q, go, go_at, done, result_q))
+    else:
+        uvloop.run(_main(spec, recipients, ready_q, go, go_at, done, result_q))
 
 
 def context() -> Any:
