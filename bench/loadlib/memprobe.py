@@ -29,6 +29,9 @@ def _dump(signum: int, frame: FrameType | None) -> None:
         diff = snap.compare_to(_base[0], "lineno")
         total = sum(d.size_diff for d in diff)
         f.write(f"growth since baseline: {total / 1024:.0f} KiB (traced Python allocations)\n")
+        f.write("-- by file\n")
+        for d in snap.compare_to(_base[0], "filename")[:25]:
+            f.write(f"{d.size_diff / 1024:10.0f} KiB {d.count_diff:+8d} blocks  {d.traceback}\n")
         f.write("-- by line\n")
         for d in diff[:40]:
             f.write(f"{d.size_diff / 1024:10.0f} KiB {d.count_diff:+8d} blocks  {d.traceback}\n")
