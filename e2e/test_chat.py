@@ -50,7 +50,7 @@ def test_two_users_chat_both_ways_then_reload(contexts: Contexts, base_url: str)
     assert contexts.wire.sent, "the wire recorder saw nothing: the check above would be vacuous"
 
     # Reload with the network OFF: the service worker serves the shell, IndexedDB the history.
-    alice.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30_000)
+    alice.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30_000)
     actx.set_offline(True)
     alice.reload()
     alice.wait_for_selector("body[data-signed-in=yes]", timeout=60_000, state="attached")
