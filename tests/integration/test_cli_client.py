@@ -323,7 +323,7 @@ def test_watch_json_prints_a_message_from_the_other_user(
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            code = proc.wait(15)
+            code = proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -23,12 +25,13 @@ from parley_server.cli_client.conversations import (
     resolve,
     title,
 )
-from parley_server.cli_client.errors import CliError
+from parley_server.cli_client.errors import INTERRUPTED, CliError
 from parley_server.cli_client.http_api import AccountApi
 from parley_server.cli_client.runtime import Ctx, connected, guard, run
 
 SEND_TIMEOUT_S = 20.0
 CATCH_UP_TIMEOUT_S = 10.0
+SHUTDOWN_GRACE_S = 20.0
 
 target_arg = click.argument("target", metavar="USER|CHAT-ID")
 
@@ -186,7 +189,7 @@ def watch(ctx: Ctx, as_json: bool) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, _on_signal, stop)
         async with connected(ctx, on_ready=_baseline) as (client, _, _):
             baseline: dict[bytes, int] = getattr(client, "cli_baseline", {})
             changed = asyncio.Event()
@@ -212,6 +215,24 @@ def watch(ctx: Ctx, as_json: bool) -> None:
         names.save()
 
     run(go)
+
+
+def _on_signal(stop: asyncio.Event) -> None:
+    """First Ctrl-C/SIGTERM: stop cleanly (exit 0). A second one, or a shutdown that takes
+    longer than SHUTDOWN_GRACE_S, ends the process at once (state is sealed at every change,
+    so nothing is lost)."""
+    if stop.is_set():
+        os._exit(INTERRUPTED)
+    stop.set()
+    timer = threading.Timer(SHUTDOWN_GRACE_S, _force_exit)
+    timer.daemon = True
+    timer.start()
+
+
+def _force_exit() -> None:
+    sys.stderr.write("parley: error: shutdown took too long; exiting\n")
+    sys.stderr.flush()
+    os._exit(1)
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -29,6 +29,8 @@ P = ParamSpec("P")
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 CONNECT_TIMEOUT_S = 15.0
 DRAIN_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 10.0
+TEARDOWN_S = 2.0
 DEBUG_ENV = "PARLEY_DEBUG"
 
 
@@ -80,8 +82,30 @@ def fail(err: CliError) -> None:
 
 
 def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    """Run one command's coroutine; network and client failures come out as CliError."""
-    return asyncio.run(_guarded(coro_fn))
+    """Run one command's coroutine; network and client failures come out as CliError.
+
+    Unlike ``asyncio.run``, the teardown is bounded: tasks still alive when the command is done
+    get ``TEARDOWN_S`` to finish after a cancel, then the loop is dropped. (A background task
+    that swallows its cancellation would otherwise keep a finished command alive forever.)"""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(_guarded(coro_fn))
+    finally:
+        _teardown(loop)
+
+
+def _teardown(loop: asyncio.AbstractEventLoop) -> None:
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for t in pending:
+        t.cancel()
+    if pending:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(asyncio.wait(pending, timeout=TEARDOWN_S))
+    with contextlib.suppress(Exception):
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    # tasks that ignored the cancel are abandoned: no "destroyed but pending" noise on stderr
+    loop.set_exception_handler(lambda _loop, _context: None)
+    loop.close()
 
 
 def guard(fn: Callable[P, None]) -> Callable[P, None]:
@@ -190,7 +214,7 @@ async def connected(
         await _drain(client, DRAIN_TIMEOUT_S)
     finally:
         with contextlib.suppress(Exception):
-            await client.close()
+            await asyncio.wait_for(client.close(), CLOSE_TIMEOUT_S)
 
 
 async def _drain(client: E2EClient, timeout: float) -> None:
