@@ -16,6 +16,7 @@ from parley.client.model import ConnectionState, OutboxItem
 from parley.protocol.errors import ErrorCode
 from parley.protocol.ops import Result
 from parley.protocol.records import ConvEntry, ToDeviceItem, UserEvent
+from parley.protocol.signals import Signal
 from parley.protocol.types import ConversationKind
 
 # --- commands ------------------------------------------------------------------------------
@@ -203,6 +204,16 @@ Command = (
     | OutboxPut
     | OutboxDelete
 )
+
+
+@dataclass(frozen=True)
+class SignalReceived:
+    """An ephemeral signal (typing, read receipt, presence): nothing to store; feed it to
+    ``parley.client.social`` (it is never replayed after a reconnect)."""
+
+    signal: Signal
+
+
 Notification = (
     ConnectionChanged
     | EntriesStored
@@ -217,6 +228,7 @@ Notification = (
     | ReplyReceived
     | RequestFailed
     | ProtocolError
+    | SignalReceived
 )
 Effect = Command | Notification
 

@@ -60,6 +60,7 @@ from parley.protocol.records import (
     ConversationChanged,
     ConversationRemoved,
     Message,
+    RefKind,
     ToDeviceItem,
     UserEvent,
 )
@@ -264,6 +265,8 @@ class ClientEngine:
             self._on_event_push(frame.event, now)
         elif isinstance(frame, frames.ToDevicePush):
             self._on_to_device_push(frame.item, now)
+        elif isinstance(frame, frames.SignalPush):
+            self._emit(fx.SignalReceived(frame.signal))
         elif isinstance(frame, frames.Bye):
             self._emit(fx.CloseConnection(CloseCode.NORMAL, frame.reason or "server bye"))
 
@@ -453,10 +456,21 @@ class ClientEngine:
         *,
         client_msg_id: str | None = None,
         created_ms: int = 0,
+        ref_seq: int | None = None,
+        ref_kind: RefKind | None = None,
+        mentions: Sequence[str] = (),
     ) -> str:
-        """Queue an envelope; returns its client_msg_id. The OutboxPut comes before the Send."""
+        """Queue an envelope; returns its client_msg_id. The OutboxPut comes before the Send.
+        ``ref_seq``/``ref_kind``/``mentions``: clear metadata of edits, reactions, replies and
+        mentions (see parley.client.social)."""
         item = OutboxItem(
-            client_msg_id or self._new_msg_id(), conversation_id, envelope, created_ms
+            client_msg_id or self._new_msg_id(),
+            conversation_id,
+            envelope,
+            created_ms,
+            ref_seq,
+            ref_kind,
+            list(mentions),
         )
         if item.client_msg_id in self.outbox:
             return item.client_msg_id
@@ -514,7 +528,8 @@ class ClientEngine:
         # Our own entry, as the server stored it: saves a pull when it is the next one.
         own = ConvEntry(
             item.conversation_id, sent.seq, sent.ts, self.user_id, self.device_id,
-            Message(item.envelope),
+            Message(item.envelope, item.ref_seq, item.ref_kind,
+                    [u for u in dict.fromkeys(item.mentions) if u != self.user_id]),
         )  # fmt: skip
         self._run(self._conv(item.conversation_id).push(own), now)
 
@@ -528,7 +543,14 @@ class ClientEngine:
                 continue
             self._in_flight.add(cmid)
             self.stats.sends += 1
-            op = Send(item.conversation_id, item.client_msg_id, item.envelope)
+            op = Send(
+                item.conversation_id,
+                item.client_msg_id,
+                item.envelope,
+                ref_seq=item.ref_seq,
+                ref_kind=item.ref_kind,
+                mentions=item.mentions,
+            )
             self._request(_Pending("send", op, now, client_msg_id=cmid), now)
 
     def _alloc_id(self) -> int:

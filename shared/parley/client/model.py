@@ -10,6 +10,8 @@ from enum import Enum
 
 import msgspec
 
+from parley.protocol.records import RefKind
+
 
 class OutboxItem(msgspec.Struct):
     """A message waiting for its ``Sent`` reply. ``client_msg_id`` is chosen once, persisted
@@ -19,6 +21,9 @@ class OutboxItem(msgspec.Struct):
     conversation_id: bytes
     envelope: bytes
     created_ms: int = 0
+    ref_seq: int | None = None  # edit / reaction / reply target (parley.client.social)
+    ref_kind: RefKind | None = None
+    mentions: list[str] = msgspec.field(default_factory=list)
 
 
 class Cursors(msgspec.Struct):

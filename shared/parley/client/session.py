@@ -23,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from parley.client import effects as fx
 from parley.client.engine import ClientEngine
 from parley.client.interfaces import Connector, LocalStore, Transport, TransportClosed
 from parley.client.model import ConnectionState
 from parley.protocol.ops import Op, Result
+from parley.protocol.records import RefKind
 
 CONNECT_TIMEOUT_S = 10.0
 TICK_S = 1.0
@@ -130,6 +131,9 @@ class Session:
         track: bool = True,
         client_msg_id: str | None = None,
         created_ms: int | None = None,
+        ref_seq: int | None = None,
+        ref_kind: RefKind | None = None,
+        mentions: Sequence[str] = (),
     ) -> str:
         """Queue (persisted before it is sent) and return the client_msg_id. With
         ``track=False`` there is no ``wait_sent`` for it (watch MessageSent notifications);
@@ -142,6 +146,9 @@ class Session:
             self._clock(),
             client_msg_id=client_msg_id,
             created_ms=self._wall_ms() if created_ms is None else created_ms,
+            ref_seq=ref_seq,
+            ref_kind=ref_kind,
+            mentions=mentions,
         )
         if track:
             self._sends.setdefault(cmid, asyncio.get_running_loop().create_future())
