@@ -17,6 +17,7 @@ from app.contacts import ContactsPane
 from app.conversation_view import ConversationView
 from app.groups import Groups
 from app.i18n import t
+from app.live import Live
 from app.secure import Messenger
 from app.settings import Settings
 from parley.client import effects as fx
@@ -42,6 +43,7 @@ class Ui:
         self._sign_out = sign_out
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dirty: dict[str, bool] = {}
+        self.live = Live(self)
         self.composer = Composer(self)
         self.view = ConversationView(self)
         self.chat_list = ChatList(self)
@@ -137,7 +139,9 @@ class Ui:
         except Exception as exc:
             box.appendChild(dom.h("p", "message error", str(exc)))
             return
-        box.appendChild(dom.h("p", "safety", number, id="safety-number"))
+        digits = number.replace(" ", "")
+        grouped = " ".join(digits[i : i + 5] for i in range(0, len(digits), 5))
+        box.appendChild(dom.h("p", "safety", grouped, id="safety-number"))
         box.appendChild(dom.h("p", "muted", t("safety.hint", name=name)))
         box.appendChild(dom.h("button", "small", t("safety.verify"), data_verify=user_id))
 
@@ -160,7 +164,10 @@ class Ui:
         self.view.title()
 
     def _on_note(self, n: fx.Notification) -> None:
-        if isinstance(n, fx.ConnectionChanged):
+        signal = getattr(n, "signal", None)  # SignalReceived: typing, receipts, presence
+        if signal is not None:
+            self.live.signal(signal)
+        elif isinstance(n, fx.ConnectionChanged):
             self._set_conn(n.state)
         elif isinstance(n, fx.EventsStored) and any(
             isinstance(e.body, SOCIAL_EVENTS) for e in n.events

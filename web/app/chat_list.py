@@ -33,7 +33,9 @@ class ChatList:
             li.appendChild(dom.h("span", "chat-title", m.title(c.cid)))
             if c.unread:
                 li.appendChild(dom.h("span", "badge", str(c.unread)))
-            last = c.last_text or (t("chats.waiting") if c.last_seq else "")
+            last = {"waiting": t("chats.waiting"), "recalled": t("conv.recalled")}.get(
+                c.last_state, c.last_text
+            )
             li.appendChild(dom.h("span", "chat-last", last))
             frag.appendChild(li)
         if not frag.childNodes.length:

@@ -25,6 +25,7 @@ class Chat(msgspec.Struct, omit_defaults=True):
     kind: str  # "direct" | "group"
     members: list[str] = []
     last_text: str = ""
+    last_state: str = ""  # the last row's state (decrypted, waiting, recalled)
     last_ts: int = 0
     last_seq: int = 0
     unread: int = 0

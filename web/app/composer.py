@@ -22,6 +22,7 @@ class Composer:
         self._listeners = dom.Listeners()
         self._listeners.on(self.form, "submit", self._on_submit)
         self._listeners.on(self.input, "keydown", self._on_key)
+        self._listeners.on(self.input, "input", self._on_input)
 
     def show(self, visible: bool) -> None:
         dom.show(self.form, visible)
@@ -37,6 +38,14 @@ class Composer:
             event.preventDefault()
             self._send()
 
+    def _on_input(self, _event: Any) -> None:
+        cid = self.ui.view.cid
+        if cid is not None:
+            if str(self.input.value).strip():
+                self.ui.live.keystroke(cid)
+            else:
+                self.ui.live.stopped(cid)
+
     def _on_submit(self, event: Any) -> None:
         event.preventDefault()
         self._send()
@@ -47,6 +56,7 @@ class Composer:
         if not text or cid is None:
             return
         self.input.value = ""
+        self.ui.live.stopped(cid)
         self.ui.spawn(self._deliver(cid, text))
 
     async def _deliver(self, cid: bytes, text: str) -> None:

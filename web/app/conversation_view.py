@@ -42,6 +42,7 @@ class ConversationView:
         self._listeners = dom.Listeners()
         self._listeners.on(self.scroll, "scroll", self._on_scroll)
         self._listeners.on(self.out_el, "click", self._on_out_click)
+        self._listeners.on(self.rows_el, "click", self._on_row_click)
         self._rendering = False
         self._again = False
 
@@ -68,7 +69,10 @@ class ConversationView:
         await self._render()
         js.window.parleyUi.openMs = js.performance.now() - t0
         js.window.parleyUi.openRows = len(self.seqs)
+        self.ui.live.render_typing()
+        self.ui.spawn(self.ui.live.load_receipts(cid))
         await self.m.mark_read(cid)
+        self.ui.spawn(self.m.send_read_mark(cid))
 
     def title(self) -> None:
         if self.cid is not None:
@@ -100,6 +104,7 @@ class ConversationView:
         self.window = (-1, -1)
         await self._render()
         await self.m.mark_read(cid)
+        self.ui.spawn(self.m.send_read_mark(cid))
 
     def rerender(self) -> None:
         """Language switch: same rows, new words."""
@@ -167,11 +172,26 @@ class ConversationView:
                 "failed": t("conv.failed"),
                 "recalled": t("conv.recalled"),
             }.get(r.state, r.text)
+        if mine and r.state == "decrypted":
+            if self.cid is not None and r.seq <= self.ui.live.read_upto(self.cid):
+                node.appendChild(dom.h("span", "read", t("msg.read")))
+            node.appendChild(dom.h("button", "recall", t("msg.recall"), data_recall=str(r.seq)))
         body = dom.h("div", "text", text)
         if r.state == "decrypted":
             body.title = r.text
         node.appendChild(body)
         return node
+
+    def _on_row_click(self, event: Any) -> None:
+        seq = dom.data(event.target, "recall")
+        if seq is not None and self.cid is not None:
+            self.ui.spawn(self._recall(self.cid, int(seq)))
+
+    async def _recall(self, cid: bytes, seq: int) -> None:
+        try:
+            await self.m.recall(cid, seq)
+        except Exception as exc:
+            self.ui.composer.say(str(exc) or type(exc).__name__)
 
     def render_outgoing(self) -> None:
         if self.cid is None:

@@ -48,8 +48,10 @@ from parley.protocol.records import (
     Membership,
     MembershipAction,
     Message,
+    MessageRecalled,
     Recalled,
 )
+from parley.protocol.social import ReadMark, Recall, RecallDone
 from parley.protocol.types import Role
 
 REQUEST_RETRY_S = 2.0
@@ -81,6 +83,7 @@ class Messenger:
         self.names: dict[str, str] = {}
         self.failed: dict[str, Outgoing] = {}
         self._failed_cid: dict[str, bytes] = {}
+        self._read_marked: dict[bytes, int] = {}
         self.open_cid: bytes | None = None
         self.ready = False  # keys published: sending possible
         self.errors: list[BaseException] = []
@@ -413,6 +416,11 @@ class Messenger:
                         self._failed_cid[p.local_id] = p.conversation_id
                 await self.save()
             self._emit("outgoing", n.conversation_id)
+        elif isinstance(n, fx.EventsStored):
+            for e in n.events:
+                if isinstance(e.body, MessageRecalled):
+                    b = e.body
+                    await self._mark_recalled(b.conversation_id, [b.seq, *b.also])
         elif isinstance(n, fx.ConversationAdded):
             async with self._lock:
                 await self._know(n.conversation_id)
@@ -503,7 +511,8 @@ class Messenger:
                 b = e.body
                 if isinstance(b, Membership):
                     membership = True
-                    who = ", ".join(self.name(t) for t in b.targets) or self.name(b.actor)
+                    named = [b.actor] if b.action == MembershipAction.CREATED else b.targets
+                    who = ", ".join(self.name(u) for u in named) or self.name(b.actor)
                     rows.append(Row(e.seq, b.actor, e.ts, "system", f"{b.action.value}:{who}"))
                     if b.action == MembershipAction.LEFT:
                         gone |= {b.actor, *b.targets}
@@ -578,6 +587,7 @@ class Messenger:
             if r.seq >= c.last_seq and r.state in ("decrypted", "waiting", "recalled"):
                 c.last_seq, c.last_ts = r.seq, r.ts
                 c.last_text = r.text if r.state == "decrypted" else ""
+                c.last_state = r.state
             if r.sender != self.user_id and r.seq > c.read_seq and r.state != "system":
                 if cid == self.open_cid:
                     c.read_seq = max(c.read_seq, r.seq)
@@ -609,6 +619,38 @@ class Messenger:
             reqs = groups.key_requests(self.st, now_ms(), min_interval_ms=min_interval_ms)
             await self.save()
             await self._send_pairwise(reqs)
+
+    # --- recall and read marks -------------------------------------------------------------
+    async def recall(self, cid: bytes, seq: int) -> None:
+        """Turn our message into a tombstone everywhere (raises RequestError, e.g. too_late)."""
+        r = await self.session.request(Recall(conversation_id=cid, seq=seq), OP_TIMEOUT_S)
+        assert isinstance(r, RecallDone)
+        await self._mark_recalled(cid, [r.seq, *r.also])
+
+    async def _mark_recalled(self, cid: bytes, seqs: list[int]) -> None:
+        """Purge the plaintext of recalled rows (even in a chat never opened)."""
+        have = {
+            seq: row_dec.decode(b) for seq, b in await self.store.rows(cid, min(seqs), max(seqs))
+        }
+        rows = [Row(seq, have[seq].sender, have[seq].ts, "recalled") for seq in seqs if seq in have]
+        if not rows:
+            return
+        await self.store.put_rows(cid, [(r.seq, row_enc.encode(r)) for r in rows])
+        c = self.chats.get(cid)
+        if c is not None and c.last_seq in seqs:
+            c.last_text, c.last_state = "", "recalled"
+            await self._save_chat(c)
+        self._emit("chats", cid)
+        self._emit("rows", cid)
+
+    async def send_read_mark(self, cid: bytes) -> None:
+        """Tell the server (and so our other devices and, with receipts on, the others)."""
+        c = self.chats.get(cid)
+        if c is None or c.last_seq <= self._read_marked.get(cid, 0):
+            return
+        self._read_marked[cid] = c.last_seq
+        with contextlib.suppress(RequestError, TimeoutError):
+            await self.session.request(ReadMark(conversation_id=cid, seq=c.last_seq), OP_TIMEOUT_S)
 
     # --- reading ---------------------------------------------------------------------------
     async def row_seqs(self, cid: bytes) -> list[int]:

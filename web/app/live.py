@@ -1,0 +1,97 @@
+"""Live, never-stored state of the open chat: who is typing, and how far the others have read
+(read receipts). Fed by the engine's signal notifications and the ``receipts`` op; typing is
+sent while the user types (refreshed every ``TYPING_REFRESH_S``, expired by the others after
+``TYPING_TTL_S``)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from app import dom
+from app.i18n import t
+from parley.client.session import RequestError
+from parley.protocol.limits import TYPING_REFRESH_S, TYPING_TTL_S
+from parley.protocol.signals import ReceiptSignal, TypingSignal
+from parley.protocol.social import ReceiptList, Receipts, Typing
+
+if TYPE_CHECKING:
+    from app.app import Ui
+
+
+class Live:
+    def __init__(self, ui: Ui) -> None:
+        self.ui = ui
+        self.typing: dict[bytes, dict[str, float]] = {}  # cid -> user -> expires (monotonic)
+        self.reads: dict[bytes, dict[str, int]] = {}  # cid -> user -> read seq
+        self._sent_typing: dict[bytes, float] = {}
+        self._label = dom.el("conv-typing")
+
+    # --- outgoing typing -------------------------------------------------------------------
+    def keystroke(self, cid: bytes) -> None:
+        now = time.monotonic()
+        if now - self._sent_typing.get(cid, -1e9) >= TYPING_REFRESH_S:
+            self._sent_typing[cid] = now
+            self.ui.spawn(self._typing(cid, True))
+
+    def stopped(self, cid: bytes) -> None:
+        if self._sent_typing.pop(cid, None) is not None:
+            self.ui.spawn(self._typing(cid, False))
+
+    async def _typing(self, cid: bytes, on: bool) -> None:
+        with contextlib.suppress(RequestError, TimeoutError):
+            await self.ui.m.session.request(Typing(conversation_id=cid, typing=on), 10)
+
+    # --- incoming --------------------------------------------------------------------------
+    def signal(self, sig: Any) -> None:
+        if isinstance(sig, TypingSignal):
+            users = self.typing.setdefault(sig.conversation_id, {})
+            if sig.typing:
+                users[sig.user_id] = time.monotonic() + TYPING_TTL_S
+                js_later(TYPING_TTL_S + 0.1, self.render_typing)
+            else:
+                users.pop(sig.user_id, None)
+            self.render_typing()
+        elif isinstance(sig, ReceiptSignal):
+            reads = self.reads.setdefault(sig.conversation_id, {})
+            reads[sig.user_id] = max(reads.get(sig.user_id, 0), sig.seq)
+            if sig.conversation_id == self.ui.view.cid:
+                self.ui.view.rerender()
+
+    def message_from(self, cid: bytes, user_id: str) -> None:
+        """A message arrived: its sender has stopped typing."""
+        if self.typing.get(cid, {}).pop(user_id, None) is not None:
+            self.render_typing()
+
+    async def load_receipts(self, cid: bytes) -> None:
+        try:
+            r = await self.ui.m.session.request(Receipts(conversation_id=cid), 10)
+        except (RequestError, TimeoutError):
+            return
+        if isinstance(r, ReceiptList):
+            reads = self.reads.setdefault(cid, {})
+            for rr in r.reads:
+                reads[rr.user_id] = max(reads.get(rr.user_id, 0), rr.seq)
+            if cid == self.ui.view.cid:
+                self.ui.view.rerender()
+
+    def read_upto(self, cid: bytes) -> int:
+        """The highest seq another member has read (1:1: the peer)."""
+        reads = self.reads.get(cid, {})
+        return max((s for u, s in reads.items() if u != self.ui.m.user_id), default=0)
+
+    def render_typing(self) -> None:
+        cid = self.ui.view.cid
+        now = time.monotonic()
+        users = self.typing.get(cid, {}) if cid is not None else {}
+        for u in [u for u, exp in users.items() if exp <= now]:
+            users.pop(u)
+        names = [self.ui.m.name(u) for u in users if u != self.ui.m.user_id]
+        self._label.textContent = t("conv.typing", who=", ".join(names)) if names else ""
+
+
+def js_later(seconds: float, fn: Any) -> None:
+    import asyncio
+
+    asyncio.get_running_loop().call_later(seconds, fn)
