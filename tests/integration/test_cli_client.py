@@ -429,3 +429,42 @@ def test_usage_error_one_line_exit_2(tmp_path: Path) -> None:
     r = parley(env, "send", "bob")
     assert r.code == 2
     assert "Missing argument 'TEXT'" in one_error_line(r)
+
+
+# --- contacts (social ops) --------------------------------------------------------------------
+
+
+def test_friend_request_accept_contacts_block_unblock(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    alice = new_user(server, tmp_path, "cli_sa")
+    bob = new_user(server, tmp_path, "cli_sb")
+    r = cli(alice.env, "request", bob.name, "--note", "hi, it's alice")
+    assert r.code == 0, r.err
+    assert f"Friend request sent to {bob.name}" in r.out
+    r = cli(bob.env, "requests")
+    assert r.code == 0, r.err
+    line = next(ln for ln in r.out.splitlines() if alice.name in ln)
+    assert line.split()[0] == "from" and "hi, it's alice" in line
+    out = cli(alice.env, "requests").out
+    assert next(ln for ln in out.splitlines() if bob.name in ln).split()[0] == "to"
+
+    r = cli(bob.env, "accept", alice.name)
+    assert r.code == 0, r.err
+    assert bob.name in cli(alice.env, "contacts").out
+    assert alice.name in cli(bob.env, "contacts").out
+    r = parley(bob.env, "reject", alice.name)  # nothing pending any more
+    assert r.code == 1
+    assert "no pending request" in one_error_line(r)
+
+    r = cli(bob.env, "block", alice.name)
+    assert r.code == 0, r.err
+    line = next(ln for ln in cli(bob.env, "contacts").out.splitlines() if "blocked" in ln)
+    assert alice.name in line
+    r = parley(alice.env, "send", bob.name, "are you there?")
+    assert r.code == 1
+    assert "blocked" in one_error_line(r)
+    assert cli(bob.env, "unblock", alice.name).code == 0
+    r = parley(bob.env, "unblock", alice.name)
+    assert r.code == 1
+    assert "not blocked" in one_error_line(r)

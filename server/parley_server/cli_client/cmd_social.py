@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from parley.client.session import RequestError
 from parley_server.cli_client import render
 from parley_server.cli_client.command import ParleyCommand
 from parley_server.cli_client.conversations import user_id_of
@@ -35,7 +36,13 @@ async def _request(ctx: Ctx, build: Callable[[Any, str], Any], user: str | None)
             uid = await user_id_of(AccountApi(meta.server, ctx.logged_in()[2].token), names, user)
             if uid == meta.user_id:
                 raise CliError("that is you")
-        result = await client.client.request(build(social, uid), 15)
+        try:
+            result = await client.client.request(build(social, uid), 15)
+        except RequestError as exc:
+            if exc.code in ("not_found", "conflict", "blocked") and user is not None:
+                # the social ops' own sentences: "no pending request", "not blocked"...
+                raise CliError(f"{user.lower()}: {exc.message}") from None
+            raise
     names.save()
     return result
 

@@ -29,6 +29,7 @@ P = ParamSpec("P")
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 CONNECT_TIMEOUT_S = 15.0
 DRAIN_TIMEOUT_S = 5.0
+SETTLE_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 10.0
 TEARDOWN_S = 2.0
 DEBUG_ENV = "PARLEY_DEBUG"
@@ -209,12 +210,52 @@ async def connected(
             if stop is not None and stop.code in ("unauthorized", "device_revoked"):
                 raise from_server(stop.code) from None
             raise
+        await _redecrypt(client)
         await client.flush()  # messages queued by an earlier run (e.g. keys were missing)
         yield client, profile, meta
         await _drain(client, DRAIN_TIMEOUT_S)
+        await settle(client, SETTLE_TIMEOUT_S)
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.close(), CLOSE_TIMEOUT_S)
+
+
+async def _undecrypted(client: E2EClient) -> dict[bytes, list[int]]:
+    """Stored message entries the E2E layer has not handled yet (no view), per chat."""
+    from parley.protocol.records import Message
+
+    store = client.client.store
+    out: dict[bytes, list[int]] = {}
+    for cid in store.conversation_ids():  # type: ignore[attr-defined]
+        have = {m.seq for m in await client.messages(cid) if m.seq}
+        missing: list[int] = []
+        after = 0
+        while page := await store.entries(cid, after=after, limit=1000):
+            missing += [e.seq for e in page if isinstance(e.body, Message) and e.seq not in have]
+            after = page[-1].seq
+        if missing:
+            out[cid] = missing
+    return out
+
+
+async def _redecrypt(client: E2EClient) -> None:
+    """Entries stored by an earlier run that ended before the E2E layer decrypted them (the
+    store cursor moves before decryption): hand them to the E2E layer again."""
+    on_entries = getattr(client, "_on_entries", None)
+    if on_entries is None:
+        return
+    for cid, seqs in (await _undecrypted(client)).items():
+        for seq in seqs:  # one at a time: a range could include entries already handled
+            await on_entries(cid, seq, seq)
+
+
+async def settle(client: E2EClient, timeout: float) -> None:
+    """Wait (bounded) until every stored message went through the E2E layer, so closing does
+    not cut decryption off."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while await _undecrypted(client) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
 
 
 async def _drain(client: E2EClient, timeout: float) -> None:

@@ -50,6 +50,10 @@ class SealedLocalStore(SqliteLocalStore):
         await super().outbox_delete(client_msg_id)
         self.flush()
 
+    def conversation_ids(self) -> list[bytes]:
+        rows = self.db.execute("SELECT DISTINCT conversation_id FROM entries").fetchall()
+        return [bytes(r[0]) for r in rows]
+
     async def events(self) -> list[UserEvent]:
         """Every stored user event, ascending (for read positions and social state)."""
         from msgspec.msgpack import Decoder
