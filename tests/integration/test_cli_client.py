@@ -263,6 +263,10 @@ def test_two_users_send_and_history_both_ways(server: ServerProcess, tmp_path: P
     assert r.code == 0, r.err
     assert f"chat {chat}," in r.out  # the same direct chat from both sides
 
+    r = cli(bob.env, "chats")  # stores (and must decrypt) alice's message before history
+    assert r.code == 0, r.err
+    assert next(ln for ln in r.out.splitlines() if chat in ln).split()[2] == "1"  # unread
+
     for u, other in ((alice, bob), (bob, alice)):
         r = parley(u.env, "history", other.name, "--json")
         assert r.code == 0, r.err
@@ -281,7 +285,8 @@ def test_two_users_send_and_history_both_ways(server: ServerProcess, tmp_path: P
     r = cli(alice.env, "chats")
     assert r.code == 0, r.err
     line = next(ln for ln in r.out.splitlines() if chat in ln)
-    assert bob.name in line
+    assert line.split()[1] == bob.name
+    assert len(line.split()) == 4  # chat, with, date, time: no unread count after history
 
 
 def test_send_to_someone_without_keys_waits_encrypted_then_goes_out(

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from parley.client import effects as fx
+from parley.client.session import RequestError
 from parley.protocol.records import Message, ReadPosition
 from parley_server.cli_client import render
 from parley_server.cli_client.command import ParleyCommand
@@ -142,6 +143,7 @@ def history(ctx: Ctx, target: str, limit: int, as_json: bool) -> None:
             conv = await info(client, cid)
             await _catch_up(client, cid, conv.last_seq)
             views = await client.messages(cid)
+            await _mark_read(client, cid, conv.last_seq)
         names.save()
         return [as_dict(cid, m, names) for m in views][-limit:]
 
@@ -150,6 +152,17 @@ def history(ctx: Ctx, target: str, limit: int, as_json: bool) -> None:
         render.json_line(row) if as_json else render.message_line(row)
     if not rows and not as_json:
         render.info("No messages yet.")
+
+
+async def _mark_read(client: Any, cid: bytes, seq: int) -> None:
+    """Tell the server (and our other devices) we have read the chat up to ``seq``; a server
+    without read positions is fine."""
+    try:
+        from parley.protocol.social import ReadMark
+    except ImportError:
+        return
+    with contextlib.suppress(RequestError):
+        await client.client.request(ReadMark(conversation_id=cid, seq=seq), 15)
 
 
 async def _catch_up(client: Any, cid: bytes, last_seq: int) -> None:
