@@ -30,6 +30,10 @@ from parley.protocol.social import (
     Profile,
     ProfileGet,
     ProfileSet,
+    ReadMark,
+    Recall,
+    Receipts,
+    Typing,
     Unblock,
     UserLookup,
     UserMatches,
@@ -222,3 +226,46 @@ async def test_strangers_in_open_policy_server(server: ServerProcess) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_only_the_parties_can_answer_and_unknown_ids(social_server: ServerProcess) -> None:
+    """Identity comes from the session: a third user cannot touch a request between two
+    others, nobody can accept their own request, and unknown conversations leak nothing."""
+    alice, bob, mallory = users(social_server, "alice", "bob", "mallory")
+    a, b, m = [await connect(social_server, u) for u in (alice, bob, mallory)]
+    try:
+        await a.call(FriendRequest(user_id=bob.user_id, note="private"))
+        for op in (
+            FriendAccept(user_id=alice.user_id),
+            FriendReject(user_id=alice.user_id),
+            FriendCancel(user_id=bob.user_id),
+        ):
+            assert (await m.fail(op)).code == "not_found"
+        assert (await a.fail(FriendAccept(user_id=bob.user_id))).code == "not_found"
+        assert (await b.fail(FriendCancel(user_id=alice.user_id))).code == "not_found"
+        seen: FriendRequestList = await m.call(FriendRequests())
+        assert seen.incoming == [] and seen.outgoing == []
+        assert (await m.call(ContactList())).contacts == []
+        assert (await m.fail(Block(user_id=mallory.user_id))).code == "conflict"
+        # the request is untouched and still answerable by Bob
+        assert isinstance(await b.call(FriendReject(user_id=alice.user_id)), Ok)
+        ghost = bytes(16)
+        for op in (
+            Recall(conversation_id=ghost, seq=1),
+            ReadMark(conversation_id=ghost, seq=1),
+            Receipts(conversation_id=ghost),
+            Typing(conversation_id=ghost, typing=True),
+        ):
+            assert (await m.fail(op)).code == "not_member"
+        # a malformed conversation id is invalid, not a lookup
+        await m.send_raw(
+            msgspec.msgpack.encode(
+                {"t": "req", "id": 7, "op": {"t": "recall", "conversation_id": b"x", "seq": 1}}
+            )
+        )
+        err = await m.next_reply(7)
+        assert isinstance(err, Error) and err.code == "invalid"
+    finally:
+        for x in (a, b, m):
+            await x.close()
+    await still_serves(social_server.ws_url, mallory.token)

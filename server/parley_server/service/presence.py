@@ -22,6 +22,7 @@ from parley.protocol.signals import PresenceSignal, PresenceState
 from parley.protocol.social import PresenceGet, PresenceList
 from parley_server.logging import get_logger
 from parley_server.service.context import Services, Session, now_ms
+from parley_server.store.base import StoreError
 from parley_server.store.social import SocialStore
 
 log = get_logger("parley.presence")
@@ -106,6 +107,8 @@ class Presence:
             await asyncio.sleep(self.tick_s)
             try:
                 await self.flush()
+            except StoreError:  # the store closed under us: the server is shutting down
+                return
             except Exception:
                 log.exception("presence_flush_failed")
             if not self._dirty and not self._conns:
