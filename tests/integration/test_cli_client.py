@@ -312,6 +312,8 @@ def test_watch_json_prints_a_message_from_the_other_user(
 ) -> None:
     alice = new_user(server, tmp_path, "cli_wa")
     bob = new_user(server, tmp_path, "cli_wb")
+    assert cli(alice.env, "request", bob.name).code == 0  # contacts: watch shows their names
+    assert cli(bob.env, "accept", alice.name).code == 0
     proc = subprocess.Popen(
         [sys.executable, "-m", "parley_server.cli", "watch", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=bob.env, text=True,
@@ -325,6 +327,7 @@ def test_watch_json_prints_a_message_from_the_other_user(
         assert msg["sender_device"] >= 1 and msg["seq"] >= 2 and msg["ts"] > 0
         assert len(msg["conversation_id"]) == 32
         assert isinstance(msg["sender"], str) and msg["sender"]
+        assert msg["sender_name"] == alice.name
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

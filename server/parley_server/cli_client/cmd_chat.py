@@ -22,6 +22,7 @@ from parley_server.cli_client.conversations import (
     as_dict,
     chat_id,
     info,
+    learn_contacts,
     message_seqs,
     resolve,
     title,
@@ -52,6 +53,7 @@ def chats(ctx: Ctx) -> None:
         names = ctx.names()
         rows: list[dict[str, Any]] = []
         async with connected(ctx) as (client, _, meta):
+            await learn_contacts(client, names)
             convs = await all_conversations(client)
             store = client.client.store
             read: dict[bytes, int] = {}
@@ -139,6 +141,7 @@ def history(ctx: Ctx, target: str, limit: int, as_json: bool) -> None:
     async def go() -> list[dict[str, Any]]:
         names = ctx.names()
         async with connected(ctx) as (client, _, _):
+            await learn_contacts(client, names)
             cid = await resolve(client, _account(ctx), names, target)
             conv = await info(client, cid)
             await _catch_up(client, cid, conv.last_seq)
@@ -204,6 +207,7 @@ def watch(ctx: Ctx, as_json: bool) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _on_signal, stop)
         async with connected(ctx, on_ready=_baseline) as (client, _, _):
+            await learn_contacts(client, names)
             baseline: dict[bytes, int] = getattr(client, "cli_baseline", {})
             changed = asyncio.Event()
             dirty: set[bytes] = set(client.client.engine.conversations)

@@ -40,6 +40,26 @@ async def resolve(client: E2EClient, api: AccountApi, names: Names, target: str)
     return await client.open_direct(uid)
 
 
+async def learn_contacts(client: E2EClient, names: Names) -> None:
+    """Learn the usernames of our contacts and pending requests (social ops), so senders can
+    be shown by name; a server without them is fine."""
+    from parley.client.session import RequestError
+
+    try:
+        from parley.protocol.social import ContactList, FriendRequests
+    except ImportError:
+        return
+    try:
+        contacts = await client.client.request(ContactList(), 15)
+        requests = await client.client.request(FriendRequests(), 15)
+    except RequestError:
+        return
+    for c in getattr(contacts, "contacts", []):
+        names.learn(c.user_id, c.username)
+    for r in [*getattr(requests, "incoming", []), *getattr(requests, "outgoing", [])]:
+        names.learn(r.user_id, r.username)
+
+
 async def all_conversations(client: E2EClient) -> list[ConversationInfo]:
     out: list[ConversationInfo] = []
     after: bytes | None = None
