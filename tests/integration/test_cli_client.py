@@ -288,6 +288,11 @@ def test_two_users_send_and_history_both_ways(server: ServerProcess, tmp_path: P
     assert line.split()[1] == bob.name
     assert len(line.split()) == 4  # chat, with, date, time: no unread count after history
 
+    # TEXT "-" reads stdin (scripts): by chat id, to the other side
+    assert cli(bob.env, "send", chat, "-", stdin="piped\ntext\n").code == 0
+    r = cli(alice.env, "history", chat, "--limit", "1", "--json")
+    assert json.loads(r.out)["text"] == "piped\ntext"
+
 
 def test_send_to_someone_without_keys_waits_encrypted_then_goes_out(
     server: ServerProcess, tmp_path: Path
