@@ -50,9 +50,13 @@ def open_secure(profile: Profile, secrets: Secrets) -> E2EClient:
     assert meta is not None
 
     class SealedE2EClient(base):  # type: ignore[valid-type,misc]
+        sealed_at = -1  # the db's total_changes when last sealed
+
         def save(self) -> None:
             super().save()
-            profile.seal(E2E, self.db.serialize())
+            if self.db.total_changes != self.sealed_at:  # state or a decrypted view changed
+                profile.seal(E2E, self.db.serialize())
+                self.sealed_at = self.db.total_changes
 
     tmp = Path(tempfile.mkdtemp(prefix="parley-cli-"))
     try:
