@@ -164,7 +164,7 @@ def test_register_login_devices_revoke_logout(server: ServerProcess, tmp_path: P
 
     r = cli(alice.env, "logout", "--forget")
     assert r.code == 0, r.err
-    assert sorted(p.name for p in alice.profile.iterdir()) == []
+    assert sorted(p.name for p in alice.profile.iterdir()) == ["lock"]  # nothing else
     r = parley(alice.env, "chats")
     assert r.code == 1
     assert "not logged in" in one_error_line(r)
@@ -333,6 +333,10 @@ def test_watch_json_prints_a_message_from_the_other_user(
         assert len(msg["conversation_id"]) == 32
         assert isinstance(msg["sender"], str) and msg["sender"]
         assert msg["sender_name"] == alice.name
+        # one process per profile: a second command on bob's profile is refused while watching
+        r = parley({**bob.env, "PARLEY_PROFILE_LOCK_WAIT": "0.3"}, "history", alice.name)
+        assert r.code == 1
+        assert "in use by another parley command" in one_error_line(r)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

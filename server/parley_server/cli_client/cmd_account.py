@@ -86,6 +86,7 @@ def login(
 ) -> None:
     """Log in as a new device; keys stay in the encrypted profile."""
     profile = ctx.profile()
+    profile.lock()
     kept: Account | None = None
     if profile.exists():
         old = profile.load_meta()

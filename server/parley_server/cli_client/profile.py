@@ -13,6 +13,7 @@ Layout (directory 0700, every file 0600, written atomically)::
     e2e.bin        sealed: the end-to-end state (identity keys, sessions, sender keys) and
                    the decrypted timeline
     names.bin      sealed: user ids -> usernames this profile has learned
+    lock           empty; flock'ed by the one parley process using the profile
 
 "Sealed" = XChaCha20-Poly1305 under the profile key, with the file's name as associated data
 (a sealed file cannot be swapped for another). The profile key is Argon2id(passphrase, salt)
@@ -23,7 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no profile lock
+    fcntl = None  # type: ignore[assignment]
 
 import click
 import msgspec
@@ -56,6 +63,9 @@ NAMES = "names.bin"
 ACCOUNT = "account.bin"
 _META = "profile.json"
 _KEYFILE = "profile.key"
+_LOCK = "lock"
+LOCK_WAIT_S = 10.0
+LOCK_WAIT_ENV = "PARLEY_PROFILE_LOCK_WAIT"
 
 
 def default_dir() -> str:
@@ -96,6 +106,40 @@ class Profile:
         self.path = Path(path).expanduser()
         self.key: bytes | None = None
         self.meta: ProfileMeta | None = None
+        self._lock_fd: int | None = None
+
+    def lock(self, wait_s: float | None = None) -> None:
+        """One process per profile, held until exit: two processes would each write back their
+        own copy of the E2E state, and the last writer would roll the other's chains back
+        (a sender-key iteration could then be used twice)."""
+        if self._lock_fd is not None or fcntl is None:
+            return
+        self._ensure_dir()
+        if wait_s is None:
+            try:
+                wait_s = float(os.environ.get(LOCK_WAIT_ENV, LOCK_WAIT_S))
+            except ValueError:
+                raise CliError(f"{LOCK_WAIT_ENV} must be a number of seconds", 2) from None
+        fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise CliError(
+                        f"the profile {self.path} is in use by another parley command "
+                        "(e.g. 'watch'); wait for it to end or stop it"
+                    ) from None
+                time.sleep(0.1)
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
 
     # --- metadata ------------------------------------------------------------------------
     def exists(self) -> bool:

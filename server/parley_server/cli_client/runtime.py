@@ -41,17 +41,23 @@ class Ctx:
 
     server: str = DEFAULT_SERVER
     profile_dir: str = ""
+    _profile: Profile | None = None
     _unlocked: tuple[Profile, ProfileMeta, Secrets] | None = None
     _names: Names | None = None
 
     def profile(self) -> Profile:
-        return Profile(self.profile_dir or default_dir())
+        """The profile object of this run (one per run: it holds the profile lock)."""
+        if self._profile is None:
+            self._profile = Profile(self.profile_dir or default_dir())
+        return self._profile
 
     def logged_in(self) -> tuple[Profile, ProfileMeta, Secrets]:
         """Unlock the profile once per run (passphrase) and check it is for this server."""
         if self._unlocked is not None:
             return self._unlocked
         profile = self.profile()
+        if profile.exists():
+            profile.lock()
         meta = profile.unlock()
         if meta.server.rstrip("/") != self.server.rstrip("/") and self.server_given():
             raise CliError(
@@ -61,6 +67,11 @@ class Ctx:
         self.server = meta.server
         self._unlocked = (profile, meta, profile.secrets())
         return self._unlocked
+
+    def release(self) -> None:
+        """End of the command: let the next parley process have the profile."""
+        if self._profile is not None:
+            self._profile.release()
 
     def adopt(self, profile: Profile, meta: ProfileMeta, secrets: Secrets) -> None:
         """A profile just created by ``login`` (no second passphrase prompt)."""
@@ -109,28 +120,36 @@ def _teardown(loop: asyncio.AbstractEventLoop) -> None:
     loop.close()
 
 
+def _release(args: tuple[object, ...]) -> None:
+    for a in args:
+        if isinstance(a, Ctx):
+            a.release()
+
+
+def _call(fn: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
+    try:
+        fn(*args, **kwargs)
+    except CliError as err:
+        fail(err)
+    except KeyboardInterrupt:
+        click.echo("parley: interrupted", err=True)
+        sys.exit(INTERRUPTED)
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        unexpected = f"unexpected failure ({type(exc).__name__}); set {DEBUG_ENV}=1 for details"
+        fail(map_client_error(exc) or CliError(unexpected))
+
+
 def guard(fn: Callable[P, None]) -> Callable[P, None]:
     """Wrap a command callback: every failure becomes ONE line on stderr and an exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
         try:
-            fn(*args, **kwargs)
-        except CliError as err:
-            fail(err)
-        except KeyboardInterrupt:
-            click.echo("parley: interrupted", err=True)
-            sys.exit(INTERRUPTED)
-        except Exception as exc:
-            if os.environ.get(DEBUG_ENV):
-                raise
-            mapped = map_client_error(exc)
-            fail(
-                mapped
-                or CliError(
-                    f"unexpected failure ({type(exc).__name__}); set {DEBUG_ENV}=1 for details"
-                )
-            )
+            _call(fn, *args, **kwargs)
+        finally:
+            _release(args)  # also on sys.exit: the next command may use the profile
 
     return wrapper
 
