@@ -320,8 +320,9 @@ def test_watch_json_prints_a_message_from_the_other_user(
     assert cli(alice.env, "request", bob.name).code == 0  # contacts: watch shows their names
     assert cli(bob.env, "accept", alice.name).code == 0
     proc = subprocess.Popen(
-        [sys.executable, "-m", "parley_server.cli", "watch", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=bob.env, text=True,
+        [sys.executable, "-m", "parley_server.cli", "watch", "--json", "--send-stdin"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=bob.env,
+        text=True,
     )  # fmt: skip
     try:
         r = cli(alice.env, "send", bob.name, "watch me, bob")
@@ -337,6 +338,18 @@ def test_watch_json_prints_a_message_from_the_other_user(
         r = parley({**bob.env, "PARLEY_PROFILE_LOCK_WAIT": "0.3"}, "history", alice.name)
         assert r.code == 1
         assert "in use by another parley command" in one_error_line(r)
+
+        # the bot answers through the same process
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps({"to": alice.name, "text": "bot reply", "ref": 7}) + "\n")
+        proc.stdin.flush()
+        ack = json.loads(_read_line(proc, timeout=30.0))
+        assert ack == {"type": "sent", "conversation_id": msg["conversation_id"],
+                       "seq": ack["seq"], "ref": 7}  # fmt: skip
+        assert ack["seq"] > msg["seq"]
+        proc.stdin.write("not json\n")
+        proc.stdin.flush()
+        assert json.loads(_read_line(proc, timeout=30.0))["type"] == "error"
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -346,6 +359,8 @@ def test_watch_json_prints_a_message_from_the_other_user(
             proc.wait(5)
             raise
     assert code == 0, proc.stderr.read() if proc.stderr else ""
+    r = cli(alice.env, "history", bob.name, "--json")
+    assert [json.loads(ln)["text"] for ln in r.out.splitlines()][-1] == "bot reply"
 
 
 def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -29,7 +30,7 @@ from parley_server.cli_client.conversations import (
 )
 from parley_server.cli_client.errors import INTERRUPTED, CliError
 from parley_server.cli_client.http_api import AccountApi
-from parley_server.cli_client.runtime import Ctx, connected, guard, run
+from parley_server.cli_client.runtime import Ctx, connected, guard, map_client_error, run
 
 SEND_TIMEOUT_S = 20.0
 CATCH_UP_TIMEOUT_S = 10.0
@@ -190,14 +191,20 @@ Prints every message this profile has not seen yet, then new ones as they
 arrive, until Ctrl-C or SIGTERM (exit 0). With --json each line is an object:
   {"conversation_id", "seq", "ts", "sender", "sender_name", "sender_device",
    "type": "text"|"attachment"|"waiting"|"undecryptable"|..., "text", "id"}
+With --send-stdin, each stdin line {"to": USER|CHAT-ID, "text": ..., "ref": any}
+is sent (encrypted) by this same process and answered with a line
+  {"type": "sent", "conversation_id", "seq", "ref"} or {"type": "error", "error", "ref"}
+(a profile is used by one process at a time, so a bot replies this way).
 Examples:
   parley watch
-  parley watch --json | my-bot""",
+  parley watch --json | my-bot
+  coproc parley watch --json --send-stdin""",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (for bots).")
+@click.option("--send-stdin", is_flag=True, help="Also send JSON lines read from stdin.")
 @click.pass_obj
 @guard
-def watch(ctx: Ctx, as_json: bool) -> None:
+def watch(ctx: Ctx, as_json: bool, send_stdin: bool) -> None:
     """Print new messages as they arrive, decrypted, one line each."""
 
     async def go() -> None:
@@ -221,6 +228,11 @@ def watch(ctx: Ctx, as_json: bool) -> None:
             done: dict[bytes, set[int]] = {}
             if not as_json:
                 render.info("Watching for messages (Ctrl-C to stop)...")
+            sender = None
+            if send_stdin:
+                sender = asyncio.ensure_future(
+                    _send_lines(client, _account(ctx), names, _stdin_lines(loop), done, as_json)
+                )
             while not stop.is_set():
                 for cid in list(dirty):
                     await _emit_new(client, cid, baseline.get(cid, 0), done, names, as_json)
@@ -229,9 +241,59 @@ def watch(ctx: Ctx, as_json: bool) -> None:
                 changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(stop, changed), 0.5)
+            if sender is not None:
+                sender.cancel()
         names.save()
 
     run(go)
+
+
+def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
+    """Lines of stdin, read by a daemon thread (a blocked read never holds up the exit);
+    None at end of input."""
+    q: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(q.put_nowait, line)
+        loop.call_soon_threadsafe(q.put_nowait, None)
+
+    threading.Thread(target=read, name="parley-stdin", daemon=True).start()
+    return q
+
+
+async def _send_lines(
+    client: Any, api: AccountApi, names: Any, lines: asyncio.Queue[str | None],
+    done: dict[bytes, set[int]], as_json: bool,
+) -> None:  # fmt: skip
+    """``watch --send-stdin``: send each {"to", "text", "ref"} line through the E2E layer."""
+    while (line := await lines.get()) is not None:
+        if not line.strip():
+            continue
+        ref: Any = None
+        try:
+            try:
+                req = json.loads(line)
+                to, text, ref = str(req["to"]), str(req["text"]), req.get("ref")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise CliError('expected a JSON object {"to": ..., "text": ...}') from None
+            if not text.strip():
+                raise CliError("refusing to send an empty message")
+            cid = await resolve(client, api, names, to)
+            local_id = await client.send_text(cid, text)
+            if client.pending_state(local_id) == "waiting_for_keys":
+                raise CliError("queued but not sent: a recipient has no encryption keys yet")
+            seq = await client.wait_sent(local_id, SEND_TIMEOUT_S)
+            done.setdefault(cid, set()).add(seq)  # not echoed as a new message
+            ack: dict[str, Any] = {"type": "sent", "conversation_id": chat_id(cid), "seq": seq}
+        except Exception as exc:
+            err = exc if isinstance(exc, CliError) else map_client_error(exc)
+            ack = {"type": "error", "error": err.message if err else type(exc).__name__}
+        ack["ref"] = ref
+        if as_json:
+            render.json_line(ack)
+        else:
+            render.info(f"{ack['type']}: {ack.get('error') or ack.get('seq')}")
 
 
 def _on_signal(stop: asyncio.Event) -> None:
