@@ -3,6 +3,8 @@ member reads every message, the member list shows roles, a member leaves."""
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
 from e2e.conftest import Contexts, screenshot
@@ -49,5 +51,18 @@ def test_group_of_three(contexts: Contexts, base_url: str) -> None:
     expect(members).to_have_count(2, timeout=30_000)
     send(ann, "just us now")
     expect_message(ben, "just us now")
+
+    # ben replies to it and mentions ann: ann sees the quote and the mention
+    row = ben.locator("#conv-rows .msg", has_text="just us now")
+    row.hover()
+    row.locator("button[data-reply]").click()
+    expect(ben.locator("#composer-reply")).to_contain_text("just us now")
+    ben.fill("#composer-input", f"@{names[0]} got it")
+    ben.press("#composer-input", "Enter")
+    reply = ann.locator("#conv-rows .msg.decrypted", has_text="got it")
+    expect(reply).to_have_count(1, timeout=30_000)
+    expect(reply.locator(".quote")).to_have_text("↪ just us now")
+    expect(reply).to_have_class(re.compile(r"\bmention\b"))
+    screenshot(ann, "group-reply-mention")
     assert not contexts.wire.contains("hello both")
     assert not contexts.wire.contains(group), "the group name must travel encrypted only"

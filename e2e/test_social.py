@@ -29,7 +29,7 @@ def test_recall_receipts_typing(contexts: Contexts, base_url: str) -> None:
 
     mine = ada.locator("#conv-rows .msg.mine", has_text="a message to take back")
     mine.hover()
-    mine.locator("button.recall").click()
+    mine.locator("button[data-recall]").click()
     expect(ada.locator("#conv-rows .msg.recalled")).to_have_count(1, timeout=30_000)
     expect(bea.locator("#conv-rows .msg.recalled")).to_have_count(1, timeout=30_000)
     expect(bea.locator("#conv-rows")).not_to_contain_text("a message to take back")

@@ -52,9 +52,7 @@ class Ui:
         self.settings = Settings(self)
         self._listeners = dom.Listeners()
         for name in TABS:
-            self._listeners.on(
-                dom.el(f"tab-{name}"), "click", lambda _e, n=name: self.select_tab(n)
-            )
+            self._listeners.on(dom.el(f"tab-{name}"), "click", self._tab_handler(name))
         self._listeners.on(js.window, "offline", self._on_offline)
         m.on_change(self._on_change)
         m.session.add_listener(self._on_note)
@@ -89,6 +87,9 @@ class Ui:
                 del self._dirty[key]
 
         self.spawn(run())
+
+    def _tab_handler(self, name: str) -> Callable[[Any], None]:
+        return lambda _event: self.select_tab(name)
 
     # --- screens ---------------------------------------------------------------------------
     def show(self) -> None:

@@ -16,6 +16,8 @@ class Row(msgspec.Struct, omit_defaults=True):
     state: str
     text: str = ""
     device: int = 0
+    quote: str = ""  # a reply: the start of the text it answers
+    mentions_me: bool = False
 
 
 class Chat(msgspec.Struct, omit_defaults=True):
@@ -31,6 +33,15 @@ class Chat(msgspec.Struct, omit_defaults=True):
     unread: int = 0
     read_seq: int = 0
     left: bool = False
+
+
+class Ref(msgspec.Struct):
+    """A reply target and mentions of a message on its way out (routing metadata the server
+    sees; the text itself stays in the envelope)."""
+
+    reply_to: int = 0
+    quote: str = ""
+    mentions: list[str] = []
 
 
 class Outgoing(msgspec.Struct):

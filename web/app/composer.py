@@ -1,11 +1,16 @@
 """The message box: Enter sends, Shift+Enter is a new line (IME composition is left alone).
-A send that cannot be encrypted is refused visibly; nothing goes out in plaintext."""
+A reply target is shown above it; ``@username`` of a member becomes a mention. A send that
+cannot be encrypted is refused visibly; nothing goes out in plaintext."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 from typing import TYPE_CHECKING, Any
 
 from app import dom
+from app.chats import Ref
+from app.contacts import LookupFailed, lookup
 from app.i18n import t
 from app.secure import EncryptionNotReady
 
@@ -23,9 +28,39 @@ class Composer:
         self._listeners.on(self.form, "submit", self._on_submit)
         self._listeners.on(self.input, "keydown", self._on_key)
         self._listeners.on(self.input, "input", self._on_input)
+        self._listeners.on(dom.el("composer-reply-cancel"), "click", lambda _e: self.reply(None))
+        self.reply_to: tuple[int, str] | None = None
+
+    def reply(self, target: tuple[int, str] | None) -> None:
+        """Answer row ``(seq, text)`` with the next message (None: not a reply)."""
+        self.reply_to = target
+        bar = dom.el("composer-reply")
+        dom.show(bar, target is not None)
+        if target is not None:
+            dom.el("composer-reply-text").textContent = t("conv.replying", quote=target[1][:80])
+            self.input.focus()
+
+    async def mentions(self, cid: bytes, text: str) -> list[str]:
+        """User ids of the chat's members named as ``@username`` in ``text`` (names not known
+        yet are looked up: the API has no id -> name lookup, only name -> id)."""
+        chat = self.ui.m.chats.get(cid)
+        members = set(chat.members if chat else [])
+        by_name = {self.ui.m.name(u): u for u in members}
+        found = set()
+        for name in set(re.findall(r"@([a-z0-9_.\-]+)", text)):
+            user_id = by_name.get(name)
+            if user_id is None:
+                with contextlib.suppress(LookupFailed):
+                    info = await lookup(self.ui.token, name)
+                    await self.ui.m.remember_names({info.user_id: info.username})
+                    user_id = info.user_id
+            if user_id in members and user_id != self.ui.m.user_id:
+                found.add(user_id)
+        return sorted(found)
 
     def show(self, visible: bool) -> None:
         dom.show(self.form, visible)
+        self.reply(None)
         self.say("")
         if visible:
             self.input.focus()
@@ -57,11 +92,15 @@ class Composer:
             return
         self.input.value = ""
         self.ui.live.stopped(cid)
-        self.ui.spawn(self._deliver(cid, text))
+        r = self.reply_to
+        self.reply(None)
+        self.ui.spawn(self._deliver(cid, text, r))
 
-    async def _deliver(self, cid: bytes, text: str) -> None:
+    async def _deliver(self, cid: bytes, text: str, r: tuple[int, str] | None) -> None:
         try:
-            await self.ui.m.send_text(cid, text)
+            mentions = await self.mentions(cid, text) if "@" in text else []
+            ref = Ref(r[0] if r else 0, r[1][:80] if r else "", mentions)
+            await self.ui.m.send_text(cid, text, ref)
             self.say("")
         except EncryptionNotReady:
             self.input.value = text  # keep what was typed

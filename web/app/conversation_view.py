@@ -159,7 +159,7 @@ class ConversationView:
 
     def _row(self, r: Row) -> Any:
         mine = r.sender == self.m.user_id
-        cls = f"msg {r.state}" + (" mine" if mine else "")
+        cls = f"msg {r.state}" + (" mine" if mine else "") + (" mention" if r.mentions_me else "")
         node = dom.h("div", cls, data_seq=str(r.seq))
         if r.state == "system":
             action, _, who = r.text.partition(":")
@@ -175,8 +175,13 @@ class ConversationView:
         if mine and r.state == "decrypted":
             if self.cid is not None and r.seq <= self.ui.live.read_upto(self.cid):
                 node.appendChild(dom.h("span", "read", t("msg.read")))
-            node.appendChild(dom.h("button", "recall", t("msg.recall"), data_recall=str(r.seq)))
-        body = dom.h("div", "text", text)
+            node.appendChild(dom.h("button", "act", t("msg.recall"), data_recall=str(r.seq)))
+        if r.state == "decrypted":
+            node.appendChild(dom.h("button", "act", t("msg.reply"), data_reply=str(r.seq)))
+        body = dom.h("div", "text")
+        if r.quote:
+            body.appendChild(dom.h("span", "quote", f"↪ {r.quote}"))
+        body.appendChild(js.document.createTextNode(text))
         if r.state == "decrypted":
             body.title = r.text
         node.appendChild(body)
@@ -186,6 +191,13 @@ class ConversationView:
         seq = dom.data(event.target, "recall")
         if seq is not None and self.cid is not None:
             self.ui.spawn(self._recall(self.cid, int(seq)))
+        reply = dom.data(event.target, "reply")
+        if reply is not None:
+            row = event.target.closest(".msg")
+            text = row.querySelector(".text") if row else None
+            self.ui.composer.reply(
+                (int(reply), str(text.title or text.textContent) if text else "")
+            )
 
     async def _recall(self, cid: bytes, seq: int) -> None:
         try:

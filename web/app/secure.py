@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from app.chats import Chat, Outgoing, Row, chat_dec, row_dec, row_enc
+from app.chats import Chat, Outgoing, Ref, Row, chat_dec, row_dec, row_enc
 from app.keydir import KeyDirectory, KeyDirectoryError
 from app.local_store import WebStore
 from parley.client import effects as fx
@@ -50,6 +50,7 @@ from parley.protocol.records import (
     Message,
     MessageRecalled,
     Recalled,
+    RefKind,
 )
 from parley.protocol.social import ReadMark, Recall, RecallDone
 from parley.protocol.types import Role
@@ -84,6 +85,7 @@ class Messenger:
         self.failed: dict[str, Outgoing] = {}
         self._failed_cid: dict[str, bytes] = {}
         self._read_marked: dict[bytes, int] = {}
+        self.refs: dict[str, Ref] = {}  # local_id -> reply/mentions of a pending message
         self.open_cid: bytes | None = None
         self.ready = False  # keys published: sending possible
         self.errors: list[BaseException] = []
@@ -101,6 +103,9 @@ class Messenger:
         names = await self.store.get_sealed("names")
         if names is not None:
             self.names = msgspec.msgpack.decode(names, type=dict[str, str])
+        refs = await self.store.get_sealed("refs")
+        if refs is not None:
+            self.refs = msgspec.msgpack.decode(refs, type=dict[str, Ref])
         for blob in await self.store.all_convs():
             c = chat_dec.decode(blob)
             self.chats[c.cid] = c
@@ -108,6 +113,9 @@ class Messenger:
     async def save(self) -> None:
         """Commit the E2E state (BEFORE anything it produced leaves the device)."""
         await self.store.put_sealed("e2e", st_mod.dumps(self.st))
+
+    async def _save_refs(self) -> None:
+        await self.store.put_sealed("refs", msgspec.msgpack.encode(self.refs))
 
     async def _save_chat(self, c: Chat) -> None:
         self.chats[c.cid] = c
@@ -294,12 +302,16 @@ class Messenger:
         if not self.ready:
             raise EncryptionNotReady("encryption not ready")
 
-    async def send_text(self, cid: bytes, text: str) -> str:
+    async def send_text(self, cid: bytes, text: str, ref: Ref | None = None) -> str:
+        """Queue a text (a reply and mentions in ``ref``); it leaves once encrypted."""
         self._require_ready()
         c = content_mod.Text(id=pairwise.new_id(), ts=now_ms(), body=text)
         async with self._lock:
             await self._know(cid)
             p = device.queue(self.st, cid, c, now_ms())
+            if ref is not None and (ref.reply_to or ref.mentions):
+                self.refs[p.local_id] = ref
+                await self._save_refs()
             await self.save()
         self._emit("outgoing", cid)
         await self.flush()
@@ -353,13 +365,14 @@ class Messenger:
             await self.save()
         if p.stage == "skdm_sent":
             # the client_msg_id is the local id: a retry after a crash is deduplicated
-            self.session.engine.send_message(
-                p.conversation_id, p.envelope, time.monotonic(), client_msg_id=p.local_id,
-                created_ms=p.created_ms,
-            )  # fmt: skip
+            ref = self.refs.get(p.local_id) or Ref()
             p.stage, p.client_msg_id = "queued", p.local_id
-            await self.save()
-            await self.session._pump()  # the engine's outbox takes it from here
+            await self.save()  # queued before the engine's outbox (persisted there) has it
+            await self.session.send_message(
+                p.conversation_id, p.envelope, track=False, client_msg_id=p.local_id,
+                created_ms=p.created_ms, ref_seq=ref.reply_to or None,
+                ref_kind=RefKind.REPLY if ref.reply_to else None, mentions=ref.mentions,
+            )  # fmt: skip
 
     async def _refresh_members(self, cid: bytes) -> None:
         v = groups.view(self.st, cid)
@@ -425,10 +438,10 @@ class Messenger:
             async with self._lock:
                 await self._know(n.conversation_id)
         elif isinstance(n, fx.ConversationRemoved):
-            c = self.chats.get(n.conversation_id)
-            if c is not None:
-                c.left = True
-                await self._save_chat(c)
+            chat = self.chats.get(n.conversation_id)
+            if chat is not None:
+                chat.left = True
+                await self._save_chat(chat)
                 self._emit("chats", n.conversation_id)
         elif isinstance(n, fx.ConnectionChanged) and n.state.value == "online":
             if not self.ready:
@@ -445,8 +458,12 @@ class Messenger:
                 if p.client_msg_id == n.client_msg_id:
                     self.st.pending.remove(p)
                     c = device.content_of(p)
+                    ref = self.refs.pop(p.local_id, None)
+                    if ref is not None:
+                        await self._save_refs()
                     if isinstance(c, content_mod.Text):
                         row = Row(n.seq, self.user_id, n.ts, "decrypted", c.body, self.device_id)
+                        row.quote = ref.quote if ref is not None else ""
                         await self.store.put_rows(n.conversation_id, [(n.seq, row_enc.encode(row))])
                         await self._bump_chat(n.conversation_id, [row])
             await self.save()
@@ -531,6 +548,9 @@ class Messenger:
                 )
                 row = self._row_of(r)
                 if row is not None:
+                    row.mentions_me = self.user_id in b.mentions
+                    if b.ref_kind == RefKind.REPLY and b.ref_seq is not None:
+                        row.quote = await self._quote(cid, b.ref_seq, rows)
                     rows.append(row)
             await self.save()
             await self._store_rows(cid, rows)
@@ -542,6 +562,13 @@ class Messenger:
             self._emit("members", cid)
         if rekey:
             await self.flush()
+
+    async def _quote(self, cid: bytes, seq: int, batch: list[Row]) -> str:
+        """The start of the text a reply answers (from this batch or the stored rows)."""
+        found = [r for r in batch if r.seq == seq]
+        if not found:
+            found = [row_dec.decode(b) for _, b in await self.store.rows(cid, seq, seq)]
+        return found[0].text[:80] if found and found[0].state == "decrypted" else "…"
 
     def _drop_members(self, cid: bytes, gone: set[str]) -> bool:
         """Someone left or was removed: an admin publishes the new membership view (§7.5,
