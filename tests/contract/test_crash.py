@@ -28,7 +28,8 @@ def _read_until(proc: subprocess.Popen[bytes], acks_wanted: int) -> list[bytes]:
     buf = b""
     deadline = time.monotonic() + READ_TIMEOUT_S
     try:
-        while buf.count(b"\nack ") < acks_wanted:
+        # Count only complete lines: the newest may still be half-written.
+        while buf[: buf.rfind(b"\n") + 1].count(b"\nack ") < acks_wanted:
             left = deadline - time.monotonic()
             if left <= 0 or proc.poll() is not None:
                 raise AssertionError(f"child stalled or exited; output so far: {buf[-500:]!r}")
