@@ -41,6 +41,14 @@ def test_register_then_login_shows_welcome(
     assert again.locator("#welcome-user-id").inner_text() == registered_id
     assert again.locator("#welcome-device-id").inner_text() == first_device
 
+    # ...but only one tab at a time: a third one says so instead of running the profile twice
+    third = context.new_page()
+    third.goto(base_url + "/")
+    third.wait_for_selector("body[data-python=ready]", timeout=PYTHON_READY_TIMEOUT_MS)
+    expect(third.locator("#auth-message.error")).to_contain_text("another tab")
+    expect(third.locator("#app")).to_be_hidden()
+    third.close()
+
     # Another browser signs in with the password: a new device of the same account.
     other = contexts.new().new_page()
     other.goto(base_url + "/")

@@ -67,7 +67,19 @@ const glue = {
   deviceKey: () => crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]),
   aesSeal: async (key, iv, data) => new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, data)),
   aesOpen: async (key, iv, data) => new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv }, key, data)),
-  online: () => navigator.onLine,
+  // One tab per profile: two would advance the same ratchets from the same stored state.
+  // Resolves true once this page holds the lock (kept until the page goes away), false if
+  // another tab has it.
+  holdLock(name) {
+    return new Promise((resolve) => {
+      if (!navigator.locks) { resolve(true); return; }
+      navigator.locks.request(name, { ifAvailable: true }, (lock) => {
+        if (!lock) { resolve(false); return undefined; }
+        resolve(true);
+        return new Promise(() => {});
+      }).catch(() => resolve(false));
+    });
+  },
 };
 
 async function fetchBytes(url) {

@@ -14,6 +14,7 @@ from typing import Any
 
 import js  # type: ignore[import-not-found]
 import msgspec
+import parley_glue as glue  # type: ignore[import-not-found]
 from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
@@ -36,6 +37,10 @@ _tasks: set[asyncio.Task[None]] = set()
 _busy = False
 ui: Ui | None = None
 """The running app (tests and the bench reach it through ``app.main.ui``)."""
+
+
+class OtherTab(Exception):
+    """This profile is open in another tab of this browser."""
 
 
 class ApiError(Exception):
@@ -77,6 +82,8 @@ async def _post(path: str, body: msgspec.Struct) -> bytes:
 async def _run(p: profile.Profile, data_key: bytes, token: str) -> Ui:
     """Open the profile's sealed store, show what it holds, then connect and sync."""
     global ui
+    if not await glue.holdLock(f"parley-profile-{p.db}"):
+        raise OtherTab(t("auth.other_tab"))
     store = await WebStore.open(p.db, Vault(data_key))
     url = ws_url()
 
@@ -140,8 +147,8 @@ async def _submit(action: str) -> None:
     password = str(_el("password").value)
     try:
         await _sign_in(action, username, password)
-    except ApiError as exc:
-        _say(str(exc) or exc.code, error=True)
+    except (ApiError, OtherTab) as exc:
+        _say(str(exc), error=True)
         return
     except msgspec.ValidationError as exc:
         _say(f"Invalid input: {exc}", error=True)
@@ -188,6 +195,8 @@ async def start() -> None:
     boot.handler = create_proxy(_on_submit)
     try:
         await _resume()
+    except OtherTab as exc:
+        _say(str(exc), error=True)
     except Exception as exc:  # a damaged profile must never brick the page: sign in instead
         js.console.warn(f"resume failed: {exc!r}")
     js.document.body.dataset.python = "ready"

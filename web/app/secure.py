@@ -365,14 +365,17 @@ class Messenger:
             await self.save()
         if p.stage == "skdm_sent":
             # the client_msg_id is the local id: a retry after a crash is deduplicated
+            # (the engine persists it in its outbox first: a crash before the save below
+            # re-sends the same id from this stage, which the outbox and the server dedupe)
             ref = self.refs.get(p.local_id) or Ref()
-            p.stage, p.client_msg_id = "queued", p.local_id
-            await self.save()  # queued before the engine's outbox (persisted there) has it
+            p.client_msg_id = p.local_id
             await self.session.send_message(
                 p.conversation_id, p.envelope, track=False, client_msg_id=p.local_id,
                 created_ms=p.created_ms, ref_seq=ref.reply_to or None,
                 ref_kind=RefKind.REPLY if ref.reply_to else None, mentions=ref.mentions,
             )  # fmt: skip
+            p.stage = "queued"
+            await self.save()
 
     async def _refresh_members(self, cid: bytes) -> None:
         v = groups.view(self.st, cid)
