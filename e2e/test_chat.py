@@ -18,6 +18,29 @@ from e2e.ui import (
 )
 from tests.support.accounts import unique_name
 
+# Every record of every IndexedDB database of the page, decoded as latin-1 text (so any UTF-8
+# plaintext shows up as its bytes), keys included.
+DUMP_IDB = """async () => {
+  const dec = new TextDecoder("latin1");
+  const asText = (v) => v instanceof Uint8Array ? dec.decode(v)
+    : v instanceof ArrayBuffer ? dec.decode(new Uint8Array(v)) : JSON.stringify(v) || "";
+  let text = "", records = 0;
+  for (const info of await indexedDB.databases()) {
+    const db = await new Promise((ok, no) => {
+      const r = indexedDB.open(info.name); r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error);
+    });
+    for (const name of db.objectStoreNames) {
+      const store = db.transaction(name).objectStore(name);
+      const [keys, values] = await Promise.all([store.getAllKeys(), store.getAll()].map((r) =>
+        new Promise((ok, no) => { r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); })));
+      records += values.length;
+      text += keys.map(asText).join("\\n") + values.map(asText).join("\\n");
+    }
+    db.close();
+  }
+  return { text, records };
+}"""
+
 
 def test_two_users_chat_both_ways_then_reload(contexts: Contexts, base_url: str) -> None:
     alice_name, bob_name = unique_name("alice"), unique_name("bob")
@@ -48,6 +71,13 @@ def test_two_users_chat_both_ways_then_reload(contexts: Contexts, base_url: str)
     for text in ("first words from alice", "bob answers", "on two lines"):
         assert not contexts.wire.contains(text), f"plaintext {text!r} left the browser"
     assert contexts.wire.sent, "the wire recorder saw nothing: the check above would be vacuous"
+
+    # At rest: nothing in this browser's IndexedDB holds the texts or the token in the clear.
+    dump = alice.evaluate(DUMP_IDB)
+    assert dump["records"] > 10, dump  # the dump saw the stores (else the check is vacuous)
+    assert alice_name in dump["text"]  # ...and finds clear text (the profile's name is clear)
+    for text in ("first words from alice", "bob answers", "third"):
+        assert text not in dump["text"], f"{text!r} is stored unsealed in IndexedDB"
 
     # Reload with the network OFF: the service worker serves the shell, IndexedDB the history.
     alice.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30_000)
