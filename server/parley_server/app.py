@@ -14,6 +14,7 @@ from parley_server.api.accounts import AccountController
 from parley_server.api.errors import EXCEPTION_HANDLERS
 from parley_server.api.health import healthz
 from parley_server.api.keys import KeyController, make_keys
+from parley_server.api.provisioning import ProvisioningController, make_provisioning
 from parley_server.config import Settings
 from parley_server.fanout.base import Broker
 from parley_server.fanout.local import LocalBroker
@@ -88,12 +89,20 @@ def create_app(
             healthz,
             AccountController,
             KeyController,
+            ProvisioningController,
             make_ws_handler(parley, hub),
             *web_routes(),
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(title="Parley", version="1", path="/schema"),
-        state=State({"parley": parley, "hub": hub, "key_service": make_keys(parley)}),
+        state=State(
+            {
+                "parley": parley,
+                "hub": hub,
+                "key_service": make_keys(parley),
+                "provisioning": make_provisioning(parley),
+            }
+        ),
         logging_config=None,  # structlog (parley_server.logging) owns the output
     )

@@ -3,10 +3,11 @@ real server; every wait is bounded."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from parley_server.cpython_client.e2e_client import E2EClient, MessageView
-from tests.support.accounts import Login, login
+from tests.support.accounts import Login
 from tests.support.server import ServerProcess
 
 T = 20.0
@@ -17,14 +18,31 @@ def make(server: ServerProcess, who: Login, tmp: Path, name: str, **kw: bool) ->
                      **kw)  # fmt: skip
 
 
-async def link(server: ServerProcess, first: E2EClient, username: str, tmp: Path,
-               name: str, **kw: bool) -> E2EClient:  # fmt: skip
-    """Log in a new device of ``first``'s user and link it (provisioning handed over
-    in-process), then start it."""
-    who = login(server.http_url, username, device=name)
-    new = make(server, who, tmp, name, **kw)
-    sealed = first.provision(new.begin_link())
-    await new.finish_link(sealed)
+async def start_link(
+    server: ServerProcess, tmp: Path, name: str, **kw: bool
+) -> tuple[str, asyncio.Task[E2EClient]]:
+    """A new device asks to be linked through the server's relay: returns its ``imlink:1:``
+    code and the task that finishes (logged in, account key adopted, not started) once an
+    existing device accepted the code."""
+    codes: asyncio.Queue[str] = asyncio.Queue()
+    task = asyncio.ensure_future(E2EClient.link_new_device(
+        server.http_url, name, codes.put_nowait, db_path=tmp / f"{name}.db", timeout=T, **kw))  # fmt: skip
+    get = asyncio.ensure_future(codes.get())
+    await asyncio.wait({get, task}, timeout=T, return_when=asyncio.FIRST_COMPLETED)
+    if not get.done():
+        get.cancel()
+        if task.done():
+            task.result()  # raises what went wrong
+        raise AssertionError("the new device showed no link code in time")
+    return get.result(), task
+
+
+async def link(server: ServerProcess, first: E2EClient, tmp: Path, name: str,
+               **kw: bool) -> E2EClient:  # fmt: skip
+    """Link a new device of ``first``'s user through the relay (``first`` accepts), start it."""
+    code, task = await start_link(server, tmp, name, **kw)
+    await first.accept_link(code)
+    new = await asyncio.wait_for(task, T)
     await new.start()
     await new.wait_online(T)
     return new

@@ -3,14 +3,15 @@ passphrase) and through key forwarding (key_req -> key_fwd) from the first devic
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from parley.crypto.backend import PWHASH_MEMLIMIT_MIN, PWHASH_OPSLIMIT_MIN
 from parley.crypto.errors import DecryptionFailed
-from tests.integration.e2e_support import T, has_texts, link, make
-from tests.support.accounts import login, new_user
+from tests.integration.e2e_support import T, has_texts, link, make, start_link
+from tests.support.accounts import new_user
 from tests.support.server import ServerProcess
 
 HISTORY = ("before the link 1", "before the link 2 from bob", "before the link 3")
@@ -36,7 +37,7 @@ async def _history(server: ServerProcess, tmp: Path, prefix: str):  # type: igno
 async def test_e2e_new_device_reads_history_from_backup(
     server: ServerProcess, tmp_path: Path, mode: str
 ) -> None:
-    al, a1, b1, cid = await _history(server, tmp_path, "bk" + mode[:2])
+    _, a1, b1, cid = await _history(server, tmp_path, "bk" + mode[:2])
     a2 = None
     try:
         if mode == "passphrase":
@@ -46,11 +47,10 @@ async def test_e2e_new_device_reads_history_from_backup(
             text = await a1.create_backup()
         # a1 links a2, then goes offline for good: no key can be forwarded, only the backup
         # helps (bob answers skdm_req with his CURRENT iteration only: no history)
-        who = login(server.http_url, al.username, device="late")
-        a2 = make(server, who, tmp_path, "bk-a2" + mode)
-        sealed_msg = a1.provision(a2.begin_link())
+        code, linking = await start_link(server, tmp_path, "bk-a2" + mode)
+        await a1.accept_link(code)
         await a1.close()
-        await a2.finish_link(sealed_msg)
+        a2 = await asyncio.wait_for(linking, T)
         await a2.start()
         await a2.wait_online(T)
         msgs = await a2.wait_for(lambda ms: sum(m.state == "waiting" for m in ms) >= 3, cid, T)
@@ -75,7 +75,7 @@ async def test_e2e_new_device_reads_history_by_key_forwarding(
     al, a1, b1, cid = await _history(server, tmp_path, "kf")
     a2 = None
     try:
-        a2 = await link(server, a1, al.username, tmp_path, "kf-a2")
+        a2 = await link(server, a1, tmp_path, "kf-a2")
         # no backup exists: the history keys come from a1 answering a2's key_req
         msgs = await a2.wait_for(has_texts(*HISTORY), cid, T)
         assert {m.sender for m in msgs if m.state == "decrypted"} == {al.user_id, b1.user_id}

@@ -30,7 +30,7 @@ async def test_e2e_removed_device_cannot_decrypt_new_messages(
         for c in (a1, b1):
             await c.start()
             await c.wait_online(T)
-        b2 = await link(server, b1, bl.username, tmp_path, "rm-b2")
+        b2 = await link(server, b1, tmp_path, "rm-b2")
         cid = await a1.open_direct(bl.user_id)
         await a1.wait_sent(await a1.send_text(cid, "everyone reads this"), T)
         await b2.wait_for(has_texts("everyone reads this"), cid, T)

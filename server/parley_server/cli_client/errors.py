@@ -52,6 +52,8 @@ _SENTENCES: dict[str, str] = {
     "not_contact": "the server only allows chats between contacts: send 'parley request USER'",
     "blocked": "not possible: one of you blocked the other",
     "too_late": "too late for that",
+    "link_expired": "that link code expired: run 'parley link' again on the new device",
+    "link_used": "that link code was already used: run 'parley link' again on the new device",
     "unknown_op": "the server does not support that operation (older server?)",
     "internal": "the server had an internal error: try again later",
     "unavailable": "the server is unavailable: try again later",

@@ -30,7 +30,6 @@ DEFAULT_SERVER = "http://127.0.0.1:8080"
 CONNECT_TIMEOUT_S = 15.0
 DRAIN_TIMEOUT_S = 5.0
 SETTLE_TIMEOUT_S = 5.0
-CLOSE_TIMEOUT_S = 10.0
 TEARDOWN_S = 2.0
 DEBUG_ENV = "PARLEY_DEBUG"
 
@@ -186,6 +185,8 @@ def map_client_error(exc: BaseException) -> CliError | None:
         return from_server(exc.code, exc.message)
     if isinstance(exc, CryptoError):
         return CliError(f"encryption failure: {type(exc).__name__}")
+    if type(exc).__name__ == "LinkError":
+        return from_server(str(getattr(exc, "code", "internal")), str(getattr(exc, "message", "")))
     status = getattr(exc, "status", None)
     if type(exc).__name__ == "KeyDirectoryError" and isinstance(status, int):
         text = str(exc).split(": ", 1)[-1]
@@ -196,8 +197,8 @@ def map_client_error(exc: BaseException) -> CliError | None:
             code = ""
         if code == "account_key_changed":
             return CliError(
-                "this account's encryption keys live on another device; linking a new CLI "
-                "device is not supported yet"
+                "this account's encryption keys live on another device: log this profile out "
+                "and link it instead ('parley link' here, 'parley link-accept' there)"
             )
         return from_server(code or "internal", "", what="key")
     return None
@@ -209,14 +210,19 @@ async def connected(
 ) -> AsyncIterator[tuple[E2EClient, Profile, ProfileMeta]]:
     """The logged-in device, E2E layer started and online; closed (state sealed) on exit.
     ``on_ready`` runs on the client before it connects."""
-    from parley_server.cli_client.secure_client import keep_account, open_secure, rejoin
+    from parley_server.cli_client.secure_client import (
+        keep_account,
+        needs_rejoin,
+        open_secure,
+        rejoin,
+    )
 
     profile, meta, secrets = ctx.logged_in()
     client = open_secure(profile, secrets)
     try:
         if on_ready is not None:
             await on_ready(client)
-        if getattr(client, "cli_rejoin", False):
+        if needs_rejoin(client) and not client.st.contacts.get(meta.user_id):
             await rejoin(client, profile, secrets)
         await client.start()
         keep_account(client, profile)
@@ -229,14 +235,12 @@ async def connected(
             if stop is not None and stop.code in ("unauthorized", "device_revoked"):
                 raise from_server(stop.code) from None
             raise
-        await _redecrypt(client)
         await client.flush()  # messages queued by an earlier run (e.g. keys were missing)
         yield client, profile, meta
         await _drain(client, DRAIN_TIMEOUT_S)
         await settle(client, SETTLE_TIMEOUT_S)
     finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.close(), CLOSE_TIMEOUT_S)
+        await client.close()  # bounded by itself (E2EClient.close)
 
 
 async def _undecrypted(client: E2EClient) -> dict[bytes, list[int]]:
@@ -245,7 +249,7 @@ async def _undecrypted(client: E2EClient) -> dict[bytes, list[int]]:
 
     store = client.client.store
     out: dict[bytes, list[int]] = {}
-    for cid in store.conversation_ids():  # type: ignore[attr-defined]
+    for cid in store.conversation_ids():
         have = {m.seq for m in await client.messages(cid) if m.seq}
         missing: list[int] = []
         after = 0
@@ -255,17 +259,6 @@ async def _undecrypted(client: E2EClient) -> dict[bytes, list[int]]:
         if missing:
             out[cid] = missing
     return out
-
-
-async def _redecrypt(client: E2EClient) -> None:
-    """Entries stored by an earlier run that ended before the E2E layer decrypted them (the
-    store cursor moves before decryption): hand them to the E2E layer again."""
-    on_entries = getattr(client, "_on_entries", None)
-    if on_entries is None:
-        return
-    for cid, seqs in (await _undecrypted(client)).items():
-        for seq in seqs:  # one at a time: a range could include entries already handled
-            await on_entries(cid, seq, seq)
 
 
 async def settle(client: E2EClient, timeout: float) -> None:

@@ -1,5 +1,6 @@
-"""The local store sealed at rest: ``SqliteLocalStore`` on an in-memory database whose image
-is re-sealed into the profile after every transaction.
+"""The client's stores sealed at rest: ``SqliteLocalStore`` and ``SqliteE2EStorage`` on
+in-memory databases whose images are re-sealed into the profile (``store.bin``, ``e2e.bin``)
+when what they hold must be durable.
 
 Why not a sqlite file: the profile must hold nothing readable without the profile key, and
 sqlite has no page encryption in the stdlib. A CLI's store is small (its own chats), so
@@ -13,7 +14,8 @@ from collections.abc import Sequence
 
 from parley.client.model import OutboxItem
 from parley.protocol.records import ConvEntry, ToDeviceItem, UserEvent
-from parley_server.cli_client.profile import STORE, Profile
+from parley_server.cli_client.profile import E2E, STORE, Profile
+from parley_server.cpython_client.e2e_storage import SqliteE2EStorage
 from parley_server.cpython_client.store import SqliteLocalStore
 
 
@@ -50,10 +52,6 @@ class SealedLocalStore(SqliteLocalStore):
         await super().outbox_delete(client_msg_id)
         self.flush()
 
-    def conversation_ids(self) -> list[bytes]:
-        rows = self.db.execute("SELECT DISTINCT conversation_id FROM entries").fetchall()
-        return [bytes(r[0]) for r in rows]
-
     async def events(self) -> list[UserEvent]:
         """Every stored user event, ascending (for read positions and social state)."""
         from msgspec.msgpack import Decoder
@@ -61,3 +59,27 @@ class SealedLocalStore(SqliteLocalStore):
         dec = Decoder(UserEvent)
         rows = self.db.execute("SELECT data FROM events ORDER BY seq").fetchall()
         return [dec.decode(r[0]) for r in rows]
+
+
+class SealedE2EStorage(SqliteE2EStorage):
+    """The E2E state and decrypted timeline, in memory, sealed into the profile (``e2e.bin``).
+
+    ``save_state`` re-seals at once (it must be durable when it returns); views are sealed by
+    the next ``sync`` (``E2EClient.save`` calls it after every state save)."""
+
+    def __init__(self, profile: Profile) -> None:
+        super().__init__(":memory:")
+        self.profile = profile
+        image = profile.unseal(E2E)
+        if image is not None:
+            self.db.deserialize(image)
+        self._sealed_at = self.db.total_changes
+
+    def save_state(self, blob: bytes) -> None:
+        super().save_state(blob)
+        self.sync()
+
+    def sync(self) -> None:
+        if self.db.total_changes != self._sealed_at:  # the state or a view changed
+            self.profile.seal(E2E, self.db.serialize())
+            self._sealed_at = self.db.total_changes

@@ -1,26 +1,17 @@
-"""The E2E client on a sealed profile: ``E2EClient`` with its stores moved into memory and
-sealed into the profile (``store.bin``, ``e2e.bin``) instead of plain sqlite files.
-
-``E2EClient`` opens its two sqlite files itself; we let it do that in a private temporary
-directory, swap both databases for in-memory ones loaded from the sealed images, and delete the
-directory before anything is stored (nothing secret ever touches it: the state is only loaded
-there, never saved). Every ``save()`` re-seals the E2E image; the local store re-seals itself
-per transaction.
+"""The E2E client on a sealed profile: ``E2EClient`` with its two stores (the local store and
+the E2E state with the decrypted timeline) in memory and sealed into the profile (``store.bin``,
+``e2e.bin``), never in plain files.
 """
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
-import tempfile
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from parley_server.cli_client.errors import CliError
 from parley_server.cli_client.http_api import AccountApi
-from parley_server.cli_client.profile import E2E, Account, Profile, Secrets
-from parley_server.cli_client.sealed_store import SealedLocalStore
+from parley_server.cli_client.profile import Account, Profile, Secrets
+from parley_server.cli_client.sealed_store import SealedE2EStorage, SealedLocalStore
 
 if TYPE_CHECKING:
     from parley_server.cpython_client.e2e_client import E2EClient
@@ -41,60 +32,29 @@ def e2e_class() -> type[E2EClient]:
 
 
 def open_secure(profile: Profile, secrets: Secrets) -> E2EClient:
-    """An ``E2EClient`` whose every byte at rest is sealed with the profile key."""
-    from parley.client.e2e import identity
-    from parley.client.e2e import state as st_mod
-
-    base = e2e_class()
+    """An ``E2EClient`` whose every byte at rest is sealed with the profile key. A new device
+    of an account this profile held before starts with the kept account key (AIK)."""
     meta = profile.meta
     assert meta is not None
-
-    class SealedE2EClient(base):  # type: ignore[valid-type,misc]
-        sealed_at = -1  # the db's total_changes when last sealed
-
-        def save(self) -> None:
-            super().save()
-            if self.db.total_changes != self.sealed_at:  # state or a decrypted view changed
-                profile.seal(E2E, self.db.serialize())
-                self.sealed_at = self.db.total_changes
-
-    tmp = Path(tempfile.mkdtemp(prefix="parley-cli-"))
-    try:
-        client = SealedE2EClient(
-            meta.server, meta.user_id, meta.device_id, secrets.token, tmp / "bootstrap.db"
-        )
-        # Local store: sealed, in memory.
-        client.client.store.db.close()
-        store = SealedLocalStore(profile)
-        client.client.store = store
-        client.client.session.store = store
-        # E2E state and decrypted timeline: sealed, in memory.
-        fresh_schema = client.db.execute(
-            "SELECT group_concat(sql, ';') FROM sqlite_master WHERE type = 'table'"
-        ).fetchone()[0]
-        client.db.close()
-        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        image = profile.unseal(E2E)
-        if image is not None:
-            db.deserialize(image)
-            row = db.execute("SELECT v FROM e2e_state WHERE k = 'state'").fetchone()
-            if row is not None:
-                client.st = st_mod.loads(row[0])
-        else:
-            db.executescript(fresh_schema + ";")
-            account = profile.account()
-            if account is not None and account.user_id == meta.user_id:
-                # a new device of an account this profile held before: same identity (AIK)
-                client.st = identity.new_device(
-                    meta.user_id, meta.device_id, aik_seed=account.aik_seed, now=now_ms()
-                )
-                client.cli_rejoin = True
-        client.db = db
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    account = profile.account()
+    kept = account.aik_seed if account is not None and account.user_id == meta.user_id else None
+    client = e2e_class()(
+        meta.server, meta.user_id, meta.device_id, secrets.token,
+        storage=SealedE2EStorage(profile), local_store=SealedLocalStore(profile), aik_seed=kept,
+    )  # fmt: skip
     if client.st.own.user_id != meta.user_id or client.st.own.device_id != meta.device_id:
         raise CliError("the profile's encryption state belongs to another device: log in again")
     return client
+
+
+def needs_rejoin(client: E2EClient) -> bool:
+    """A new device (state created this run) that holds a kept account key, not yet in our
+    device list: ``rejoin`` before ``start``."""
+    return (
+        client.fresh
+        and client.st.own.aik_seed is not None
+        and not (client.st.own.published_devlist)
+    )
 
 
 def now_ms() -> int:

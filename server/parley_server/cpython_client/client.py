@@ -48,15 +48,20 @@ class Client:
         self,
         ws_url: str,
         token: str,
-        db_path: str | Path,
+        db_path: str | Path | None,
         *,
+        store: SqliteLocalStore | None = None,
         eager: bool = True,
         page: int = HISTORY_PAGE_MAX,
         client_name: str = "parley-cpython",
         rng: Callable[[], float] | None = None,
     ) -> None:
         self.ws_url = ws_url
-        self.store = SqliteLocalStore(db_path)
+        if store is None:
+            if db_path is None:
+                raise ValueError("a db_path or a store is needed")
+            store = SqliteLocalStore(db_path)
+        self.store = store  # e.g. the CLI's sealed (encrypted-at-rest) store
         self.engine = ClientEngine(
             token, client_name=client_name, eager=eager, page=page, random=rng or random.random
         )

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,14 +31,17 @@ from parley.client import effects as fx
 from parley.client.e2e import backup, device, directory, groups, identity, pairwise
 from parley.client.e2e import state as st_mod
 from parley.client.e2e.state import E2EState, PendingSend
+from parley.client.tasks import stop_task
 from parley.crypto import content as content_mod
 from parley.crypto import devicelist, provisioning
 from parley.crypto.attachments import AttachmentPointer
 from parley.crypto.b64 import b64e
 from parley.crypto.backend import PWHASH_MEMLIMIT_MODERATE, PWHASH_OPSLIMIT_MODERATE
+from parley.crypto.constants import PROV_TTL
 from parley.crypto.errors import CryptoError
 from parley.crypto.keys import Rng
 from parley.protocol import keys as kproto
+from parley.protocol.http import LoginReply
 from parley.protocol.ops import (
     Conversation,
     ConvGet,
@@ -48,19 +50,18 @@ from parley.protocol.ops import (
 )
 from parley.protocol.records import ConvEntry, ConversationInfo, Message, ToDeviceItem
 from parley.protocol.types import Role
+from parley_server.cpython_client import linking
 from parley_server.cpython_client.client import Client, RequestError
+from parley_server.cpython_client.e2e_storage import E2EStorage, SqliteE2EStorage
+from parley_server.cpython_client.store import SqliteLocalStore
 
 T = TypeVar("T")
 
+WORKER_STOP_S = 3.0
+"""``close()`` waits at most this long for the worker to end after cancelling it."""
+
 KEYS_RETRY_MS = 60_000
 """Key maintenance that failed (directory unreachable) is tried again after this long."""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS e2e_state (k TEXT PRIMARY KEY, v BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS e2e_messages (
-    conversation_id BLOB NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (conversation_id, seq)) WITHOUT ROWID;
-"""
 
 
 class KeyDirectoryError(Exception):
@@ -87,77 +88,90 @@ _views = msgspec.msgpack.Decoder(MessageView)
 _venc = msgspec.msgpack.Encoder()
 
 
+class _Rescan:
+    """Worker job: look for stored entries the E2E layer never handled."""
+
+
+_RESCAN = _Rescan()
+
+
 def _now() -> int:
     return int(time.time() * 1000)
 
 
 class E2EClient:
+    """One device's E2E messaging. Storage: ``db_path`` gives the plain sqlite defaults (the
+    local store at ``db_path``, the E2E state and views at ``db_path + ".e2e"``); or pass
+    ``storage`` (E2E state and views) and ``local_store`` yourself (the CLI seals both).
+    ``aik_seed``: a new device's state (none stored yet) starts with this account key."""
+
     def __init__(
         self,
         http_url: str,
         user_id: str,
         device_id: int,
         token: str,
-        db_path: str | Path,
+        db_path: str | Path | None = None,
         *,
+        storage: E2EStorage | None = None,
+        local_store: SqliteLocalStore | None = None,
+        aik_seed: bytes | None = None,
         rng: Rng | None = None,
         process_to_device: bool = True,
     ) -> None:
+        if db_path is None and (storage is None or local_store is None):
+            raise ValueError("give db_path, or both storage and local_store")
         self.http_url = http_url.rstrip("/")
         self.user_id = user_id
         self.device_id = device_id
         self._rng = rng
+        self._token = token
         ws_url = "ws" + self.http_url.removeprefix("http") + "/ws"
-        self.client = Client(ws_url, token, db_path)
+        self.client = Client(ws_url, token, db_path, store=local_store)
         self.http = httpx.AsyncClient(
             base_url=self.http_url + "/api/v1/keys",
             headers={"authorization": f"Bearer {token}"},
             timeout=10.0,
         )
-        self.db = sqlite3.connect(str(db_path) + ".e2e", isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
-        self.db.executescript(_SCHEMA)
-        row = self.db.execute("SELECT v FROM e2e_state WHERE k = 'state'").fetchone()
-        self._saved: tuple[sqlite3.Connection, bytes] | None = (self.db, row[0]) if row else None
+        self.storage: E2EStorage = (
+            storage if storage is not None else SqliteE2EStorage(str(db_path) + ".e2e")
+        )
+        blob = self.storage.load_state()
+        self._saved: bytes | None = blob
+        self.fresh = blob is None
+        """True when this run created the device's state (nothing was stored)."""
         self.st: E2EState = (
-            st_mod.loads(row[0])
-            if row
-            else identity.new_device(user_id, device_id, aik_seed=None, now=_now(), rng=rng)
+            st_mod.loads(blob)
+            if blob is not None
+            else identity.new_device(user_id, device_id, aik_seed=aik_seed, now=_now(), rng=rng)
         )
         self._lock = asyncio.Lock()
         # None = the E2E layer's timer fired (see _schedule_wake)
-        self._inbox: asyncio.Queue[fx.Notification | None] = asyncio.Queue()
+        self._inbox: asyncio.Queue[fx.Notification | _Rescan | None] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
         self._keys_not_before = 0
         self._worker: asyncio.Task[None] | None = None
+        self._closing = False
         self._process_td = asyncio.Event()
         if process_to_device:
             self._process_td.set()
         self._sent: dict[str, asyncio.Future[int]] = {}
         self._changed = asyncio.Event()
-        self._link_req: provisioning.ProvisioningRequest | None = None
         self.errors: list[BaseException] = []
 
     # --- persistence -----------------------------------------------------------------------
     def save(self) -> None:
-        """Commit the E2E state (BEFORE anything it produced leaves the device).
-
-        One sqlite transaction replaces the row, so a crash leaves the old or the new state,
-        never a torn one (the atomicity a temp file + fsync + rename would give a plain file);
-        WAL with ``synchronous=FULL`` has it on disk before this returns. A state equal to
-        the one last written is not written again (many calls change nothing)."""
+        """Commit the E2E state (BEFORE anything it produced leaves the device), durable when
+        this returns (``E2EStorage.save_state``). A state equal to the one last written is not
+        written again (many calls change nothing); views put since the last call are synced."""
         blob = st_mod.dumps(self.st)
-        if self._saved is not None and self._saved[0] is self.db and self._saved[1] == blob:
-            return
-        self.db.execute("INSERT OR REPLACE INTO e2e_state (k, v) VALUES ('state', ?)", (blob,))
-        self._saved = (self.db, blob)
+        if self._saved != blob:
+            self.storage.save_state(blob)
+            self._saved = blob
+        self.storage.sync()
 
     def _store_view(self, cid: bytes, v: MessageView) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO e2e_messages (conversation_id, seq, data) VALUES (?, ?, ?)",
-            (cid, v.seq, _venc.encode(v)),
-        )
+        self.storage.put_view(cid, v.seq, _venc.encode(v))
         self._changed.set()
 
     # --- key directory (HTTP) --------------------------------------------------------------
@@ -238,8 +252,9 @@ class E2EClient:
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        """First device of an account (or restart): create/publish keys, connect, process."""
-        if self.st.own.aik_seed is None and self._link_req is None:
+        """First device of an account (or restart): create/publish keys, connect, process;
+        then re-scan stored entries the E2E layer never handled (see ``_rescan``)."""
+        if self.st.own.aik_seed is None:
             identity.create_account_key(self.st, self._rng)
         if not self.st.own.published_devlist:
             await self._publish_devlist(identity.devlist_with_self(self.st, _now()))
@@ -248,41 +263,58 @@ class E2EClient:
         self._worker = asyncio.ensure_future(self._work())
         await self.client.start()
         await self._catch_up_to_device()
+        self._inbox.put_nowait(_RESCAN)
 
     async def close(self) -> None:
+        """Stop the worker, the session and the storage. Bounded: the worker is cancelled (again
+        and again, in case something inside swallowed a cancellation) for at most
+        ``WORKER_STOP_S``, then abandoned; it also leaves its loop by itself once closing."""
+        self._closing = True
         if self._timer is not None:
             self._timer.cancel()
         if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._worker
+            self._inbox.put_nowait(None)  # wakes a worker whose cancellation got lost
+            await stop_task(self._worker, WORKER_STOP_S)
         await self.client.close()
         await self.http.aclose()
         self.save()
-        self.db.close()
+        self.storage.close()
 
     async def wait_online(self, timeout: float) -> None:
         await self.client.wait_online(timeout)
 
-    # --- device linking (§3.5; the sealed message is handed over in-process) ---------------
-    def begin_link(self) -> bytes:
-        """New device: the ephemeral public key its QR code would carry."""
-        self._link_req = provisioning.ProvisioningRequest.create(rng=self._rng)
-        return self._link_req.e_pub
-
-    def provision(self, e_pub: bytes) -> bytes:
-        """Existing device: seal the account key and our device list for the new device."""
-        c = self.st.contacts[self.user_id]
-        assert c.devlist is not None
-        return provisioning.seal(
-            e_pub, user_id=self.user_id, aik=identity.aik(self.st), devlist_data=c.devlist.data,
-            devlist_sig=c.devlist.sig, link_token="",
+    # --- device linking through the server's relay (§3.5, linking.py) ---------------------
+    @classmethod
+    async def link_new_device(
+        cls,
+        http_url: str,
+        device_name: str,
+        on_code: Callable[[str], Awaitable[None] | None],
+        *,
+        db_path: str | Path | None = None,
+        open_storage: Callable[[LoginReply], tuple[E2EStorage, SqliteLocalStore]] | None = None,
+        timeout: float = PROV_TTL / 1000,
+        rng: Rng | None = None,
+        process_to_device: bool = True,
+    ) -> E2EClient:
+        """New device: show ``on_code``'s ``imlink:1:...`` text, wait (bounded) until an existing
+        device accepts it, log in with the link token (no password) and return the client
+        holding the account key and the verified device list (not started: ``start()``
+        publishes the next device list, with this device, and uploads its keys).
+        ``open_storage(login)``: where to keep this device's data (else ``db_path``)."""
+        login, res = await linking.wait_linked(http_url, device_name, on_code, timeout=timeout,
+                                               rng=rng)  # fmt: skip
+        storage, local = open_storage(login) if open_storage is not None else (None, None)
+        client = cls(
+            http_url, login.user_id, login.device_id, login.token, db_path, storage=storage,
+            local_store=local, aik_seed=res.aik.seed, rng=rng,
+            process_to_device=process_to_device,
         )  # fmt: skip
+        client.adopt_link(res)
+        return client
 
-    async def finish_link(self, sealed: bytes) -> None:
-        """New device: open the box, adopt the AIK, publish the next device list with us."""
-        assert self._link_req is not None
-        res = provisioning.open_sealed(self._link_req, sealed)
+    def adopt_link(self, res: provisioning.ProvisionResult) -> None:
+        """New device: take the account key and the device list the existing device sealed."""
         if res.user_id != self.user_id:
             raise CryptoError("provisioned for another account")
         self.st.own.aik_seed = res.aik.seed
@@ -290,8 +322,30 @@ class E2EClient:
         _, c.devlist = devicelist.accept(None, res.devlist_data, res.devlist_sig, res.aik.pub,
                                          self.user_id)  # fmt: skip
         c.devices = {d.device_id: d.ik_pub for d in res.devlist.devices}
-        await self._publish_devlist(identity.devlist_with_self(self.st, _now()))
-        await self._upload_keys(opks=kproto.OPK_LOW_WATER * 2)
+        self.st.own.published_devlist = False
+        self.save()
+
+    async def accept_link(self, code: str) -> None:
+        """Existing device (after the user confirmed): seal the account key and our newest
+        verified device list for the device showing ``code``, with a one-time link token the
+        server mints for our user, and post it to the relay."""
+        prov_id, e_pub = provisioning.parse_qr(code)
+        async with self._lock:
+            await self.refresh_devlist(self.user_id)
+        c = self.st.contacts[self.user_id]
+        if c.devlist is None:
+            raise CryptoError("our own device list is not known yet")
+        api = linking.ProvisioningApi(self.http_url, self._token)
+        try:
+            token = await api.mint_token(prov_id)
+            sealed = provisioning.seal(
+                e_pub, user_id=self.user_id, aik=identity.aik(self.st),
+                devlist_data=c.devlist.data, devlist_sig=c.devlist.sig,
+                link_token=token.link_token,
+            )  # fmt: skip
+            await api.answer(prov_id, sealed)
+        finally:
+            await api.aclose()
 
     async def remove_device(self, device_id: int) -> None:
         """Publish our device list without ``device_id``: it gets no new keys from now on."""
@@ -483,12 +537,14 @@ class E2EClient:
             self._process_td.clear()
 
     async def _work(self) -> None:
-        while True:
+        # ``while not closing``: even if a cancellation is lost inside a handler, the worker
+        # ends after it (close() also queues a wake-up), so close() never waits on it forever
+        while not self._closing:
             n = await self._inbox.get()
+            if self._closing:
+                return
             try:
                 await self._handle(n)
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # keep processing; surfaced to tests via .errors
                 self.errors.append(exc)
             self._schedule_wake()
@@ -516,8 +572,10 @@ class E2EClient:
             with contextlib.suppress(RequestError, KeyDirectoryError, TimeoutError):
                 await self._send_pairwise(reqs)
 
-    async def _handle(self, n: fx.Notification | None) -> None:
-        if n is None:
+    async def _handle(self, n: fx.Notification | _Rescan | None) -> None:
+        if isinstance(n, _Rescan):
+            await self._rescan()
+        elif n is None:
             if _now() >= self._keys_due_ms():
                 await self._maintain_keys_quietly()
             await self._send_due_key_requests()
@@ -539,6 +597,7 @@ class E2EClient:
             groups.rearm_key_requests(self.st)  # chains the backoff gave up on: once more
             await self._send_due_key_requests()
             await self._maintain_keys_quietly()
+            await self._rescan()  # entries whose handling failed while offline
 
     async def _catch_up_to_device(self) -> None:
         if not self._process_td.is_set():
@@ -572,6 +631,7 @@ class E2EClient:
             await self._send_pairwise(replies)
             if keys:
                 self._retry_waiting()
+                self._inbox.put_nowait(_RESCAN)  # after this batch: entries never handled
                 if self.st.backup is not None:
                     with contextlib.suppress(KeyDirectoryError):
                         await self._push_backup()
@@ -605,6 +665,13 @@ class E2EClient:
         entries: list[ConvEntry] = await self.client.store.entries(
             cid, after=first - 1, limit=last - first + 1
         )
+        await self._decrypt_entries(cid, entries)
+
+    async def _decrypt_entries(
+        self, cid: bytes, entries: list[ConvEntry], *, replay_is_failure: bool = False
+    ) -> None:
+        """``replay_is_failure``: an entry without a view that decrypts as a duplicate is a
+        replay of an earlier message; say so (a view) instead of scanning it again forever."""
         async with self._lock:
             await self._know(cid)
             for e in entries:
@@ -612,11 +679,31 @@ class E2EClient:
                     continue
                 r = groups.decrypt_entry(self.st, cid, e.seq, e.sender, e.sender_device, e.ts,
                                          e.body.envelope)  # fmt: skip
+                if r is None and replay_is_failure:
+                    r = groups.Failed(cid, e.seq, e.sender, e.sender_device, e.ts,
+                                      "DuplicateMessage")  # fmt: skip
                 self._record(r)
             self.save()
             reqs = groups.key_requests(self.st, _now())
             self.save()
             await self._send_pairwise(reqs)
+
+    async def _rescan(self) -> None:
+        """Stored entries the E2E layer never handled (no view): the local store saves an entry
+        (and moves its cursor) BEFORE the worker decrypts it, so a process that ended in
+        between, or a handler that failed (e.g. offline), left them behind. Runs at start,
+        when back online and after keys arrived."""
+        store = self.client.store
+        for cid in store.conversation_ids():
+            have = self.storage.view_seqs(cid)
+            missing: list[ConvEntry] = []
+            after = 0
+            while page := await store.entries(cid, after=after, limit=1000):
+                missing += [e for e in page if isinstance(e.body, Message)
+                            and e.sender_device is not None and e.seq not in have]  # fmt: skip
+                after = page[-1].seq
+            if missing:
+                await self._decrypt_entries(cid, missing, replay_is_failure=True)
 
     def _record(self, r: groups.Received | groups.Failed | st_mod.Waiting | None) -> None:
         if isinstance(r, groups.Received):
@@ -644,10 +731,7 @@ class E2EClient:
     # --- reading ---------------------------------------------------------------------------
     async def messages(self, cid: bytes) -> list[MessageView]:
         """The conversation as decrypted so far (ascending seq), then our unsent ones."""
-        rows = self.db.execute(
-            "SELECT data FROM e2e_messages WHERE conversation_id = ? ORDER BY seq", (cid,)
-        ).fetchall()
-        out = [_views.decode(r[0]) for r in rows]
+        out = [_views.decode(b) for b in self.storage.views(cid)]
         for p in self.st.pending:
             if p.conversation_id == cid:
                 state = self.pending_state(p.local_id) or "sending"

@@ -122,6 +122,11 @@ class SqliteLocalStore:
         out = [_entry_dec.decode(r[0]) for r in rows]
         return out if after is not None else out[::-1]
 
+    def conversation_ids(self) -> list[bytes]:
+        """Every conversation with a stored entry."""
+        rows = self.db.execute("SELECT DISTINCT conversation_id FROM entries").fetchall()
+        return [bytes(r[0]) for r in rows]
+
     async def close(self) -> None:
         self.db.close()
 

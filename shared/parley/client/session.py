@@ -29,6 +29,7 @@ from parley.client import effects as fx
 from parley.client.engine import ClientEngine
 from parley.client.interfaces import Connector, LocalStore, Transport, TransportClosed
 from parley.client.model import ConnectionState
+from parley.client.tasks import stop_task, wait_future
 from parley.protocol.ops import Op, Result
 from parley.protocol.records import RefKind
 
@@ -94,10 +95,9 @@ class Session:
             self.engine.stop(self._clock())
             await self._pump()
         if self._task is not None:
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            if not self._task.done():
-                self._task.cancel()
+            # bounded, and a cancellation of our caller is not swallowed (stop_task)
+            await asyncio.wait({self._task}, timeout=timeout)
+            await stop_task(self._task, timeout)
 
     @property
     def state(self) -> ConnectionState:
@@ -174,7 +174,7 @@ class Session:
         self._requests[rid] = fut
         await self._pump()
         try:
-            return await asyncio.wait_for(fut, timeout)
+            return await wait_future(fut, timeout)  # not wait_for: see parley.client.tasks
         finally:
             self._requests.pop(rid, None)
 

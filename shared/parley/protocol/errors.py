@@ -40,6 +40,9 @@ class ErrorCode(StrEnum):
     DEVLIST_ROLLBACK = "devlist_rollback"  # device list version not above the stored one
     TOO_MANY_DEVICES = "too_many_devices"  # device list with more than MAX_DEVICES entries
     BACKUP_VERSION_MISMATCH = "backup_version_mismatch"  # records for a non-current backup
+    # Device linking (HTTP /api/v1/provisioning)
+    LINK_EXPIRED = "link_expired"  # the prov_id / link token is older than PROV_TTL
+    LINK_USED = "link_used"  # the one-time link token (or its prov_id) was already used
     # Social layer (contacts, blocks, recall)
     NOT_CONTACT = "not_contact"  # a direct conversation needs mutual contacts (server policy)
     BLOCKED = "blocked"  # one of the two users blocked the other
