@@ -54,8 +54,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     password_min_len: int = 10
     provisioning_ttl_s: float = 600.0
     """Device-linking window (CRYPTO.md ``PROV_TTL``): a prov_id and its link token expire."""
-    provisioning_ip_limit: int = 30
-    """prov_id registrations and link-token logins per client IP per ``login_window_s``."""
+    provisioning_ip_limit: int = 60
+    """prov_id registrations plus unknown link tokens per client IP per ``login_window_s``."""
     argon2_opslimit: int = 2  # nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
     argon2_memlimit: int = 64 * 1024 * 1024  # nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
 

@@ -48,13 +48,14 @@ class Provisioning:
         self._ttl_ms = int(cfg.provisioning_ttl_s * 1000)
         self._by_ip = SlidingWindow(cfg.provisioning_ip_limit, cfg.login_window_s)
 
-    def _limit(self, client_ip: str) -> None:
-        """Unauthenticated calls that create something: bounded per client IP."""
+    def _limit(self, client_ip: str, *, hit: bool) -> None:
+        """Registrations and failed link-token logins (unauthenticated): bounded per IP."""
         wait = self._by_ip.retry_after(client_ip)
         if wait is not None:
             log.warning("provisioning_rate_limited", client_ip=client_ip)
             raise ServiceError(ErrorCode.RATE_LIMITED, "too many link attempts", wait)
-        self._by_ip.hit(client_ip)
+        if hit:
+            self._by_ip.hit(client_ip)
 
     async def _live(self, prov_id: bytes) -> ProvRow:
         row = await self.table.get(prov_id)
@@ -68,7 +69,7 @@ class Provisioning:
 
     # --- new device (no session) -------------------------------------------------------------
     async def register(self, prov_id_hex: str, client_ip: str) -> ProvisioningReply:
-        self._limit(client_ip)
+        self._limit(client_ip, hit=True)
         now = now_ms()
         try:
             await self.table.register(bytes.fromhex(prov_id_hex), now, now + self._ttl_ms)
@@ -83,10 +84,11 @@ class Provisioning:
 
     async def login(self, link_token: str, device_name: str, client_ip: str) -> LoginReply:
         """A new device of the token's user; the token is spent even if this fails later."""
-        self._limit(client_ip)
+        self._limit(client_ip, hit=False)
         h = hash_token(link_token)
         row = await self.table.by_token(h)
         if row is None or row.user_id is None:
+            self._limit(client_ip, hit=True)  # a guess: counts like a failed login
             raise ServiceError(ErrorCode.UNAUTHORIZED, "unknown link token")
         if row.used:
             raise ServiceError(ErrorCode.LINK_USED, "this link token was already used")
