@@ -6,6 +6,8 @@ nothing beyond pytest at module level.
 
 from __future__ import annotations
 
+import inspect
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +16,24 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.support.server import ServerProcess
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Inside Pyodide only the shared package exists: skip test modules of the CPython shells."""
+    if sys.platform != "emscripten" or collection_path.suffix != ".py":
+        return None
+    return "parley_server" in collection_path.read_text(errors="replace") or None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Inside Pyodide there is no pytest-asyncio (the browser loop cannot run_until_complete):
+    async tests run in CPython only, and are reported as skipped here."""
+    if sys.platform != "emscripten":
+        return
+    skip = pytest.mark.skip(reason="async test: runs in CPython (no loop runner in Pyodide)")
+    for item in items:
+        if inspect.iscoroutinefunction(getattr(item, "function", None)):
+            item.add_marker(skip)
 
 
 OPEN_DIRECT = {"PARLEY_DIRECT_OPEN_TO_ALL": "true"}
