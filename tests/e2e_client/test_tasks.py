@@ -4,6 +4,7 @@ when the task swallows its cancellation (the cause of a ``close()`` that hung fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -33,10 +34,9 @@ async def test_stop_task_recancels_a_task_that_swallowed_the_first_cancel() -> N
     stuck = asyncio.Event()
 
     async def swallows_once() -> None:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):  # the bug: cancellation swallowed,
             await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            pass  # the bug: cancellation swallowed, then waiting on something else
+        # ...then waiting on something else
         stuck.set()
         await asyncio.sleep(3600)
 

@@ -7,6 +7,7 @@ its worker lost a cancellation (it once hung forever)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from parley.protocol.records import Message
@@ -81,10 +82,8 @@ async def test_close_ends_even_if_the_worker_swallows_its_cancellation(
 
     async def stuck_handler(_n: object) -> None:  # fault injection: the bug being guarded
         entered.set()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed
             await forever.wait()
-        except asyncio.CancelledError:
-            pass  # swallowed
         await forever.wait()  # ...and stuck awaiting something else
 
     a._handle = stuck_handler  # type: ignore[method-assign]
