@@ -72,3 +72,30 @@ async def test_submit_after_close(writer: Writer) -> None:
     await asyncio.wait_for(writer.close(), TIMEOUT_S)
     with pytest.raises(WriterClosed):
         await writer.submit(count)
+
+
+async def test_a_burst_is_committed_and_resolved_in_few_batches(writer: Writer) -> None:
+    n = 300
+    results = await asyncio.wait_for(
+        asyncio.gather(*(writer.submit(insert(f"k{i}")) for i in range(n))), TIMEOUT_S
+    )
+    assert results == [1] * n
+    assert writer.jobs == n and writer.batches < n  # group commit: not one batch per job
+    assert await asyncio.wait_for(writer.submit(count), TIMEOUT_S) == n
+
+
+async def test_after_hook_runs_before_the_caller_resumes_even_if_cancelled(
+    writer: Writer,
+) -> None:
+    seen: list[str] = []
+    first = asyncio.ensure_future(writer.submit(insert("a"), after=lambda: seen.append("a")))
+    await asyncio.sleep(0)
+    first.cancel()
+
+    async def second() -> None:
+        await writer.submit(insert("b"), after=lambda: seen.append("b"))
+        seen.append("resumed")
+
+    await asyncio.wait_for(second(), TIMEOUT_S)
+    assert seen == ["a", "b", "resumed"]
+    assert await asyncio.wait_for(writer.submit(count), TIMEOUT_S) == 2

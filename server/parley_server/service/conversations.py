@@ -96,6 +96,15 @@ class Conversations:
             raise not_member()
         return info
 
+    async def member_view(self, session: Session, conversation_id: bytes) -> ConversationInfo:
+        """``member_info`` for the hot paths (send, typing) that need only kind, members and
+        ``disbanded``: served from the store's membership cache, so ``last_seq`` and ``meta``
+        may be stale. Same ``not_member`` rule."""
+        info = await self.s.store.get_membership(conversation_id)
+        if info is None or _role_of(info, session.user_id) is None:
+            raise not_member()
+        return info
+
     async def _group_for(
         self, session: Session, conversation_id: bytes, roles: Sequence[Role]
     ) -> tuple[ConversationInfo, Role]:

@@ -19,7 +19,7 @@ class Messages:
         self.conversations = conversations
 
     async def send(self, session: Session, op: Send, origin: Subscriber | None = None) -> Sent:
-        info = await self.conversations.member_info(session, op.conversation_id)
+        info = await self.conversations.member_view(session, op.conversation_id)
         try:
             check_group_message(op.envelope, op.conversation_id, self.s.settings.max_envelope_bytes)
         except EnvelopeError as exc:
@@ -29,8 +29,7 @@ class Messages:
         if (op.ref_seq is None) != (op.ref_kind is None):
             raise ServiceError(ErrorCode.INVALID, "ref_seq and ref_kind go together")
         mentions = [u for u in dict.fromkeys(op.mentions) if u != session.user_id]
-        members = {m.user_id for m in info.members}
-        if not members.issuperset(mentions):
+        if mentions and not {m.user_id for m in info.members}.issuperset(mentions):
             raise ServiceError(ErrorCode.INVALID, "mentioned users must be members")
         await self.conversations.check_direct_peer(session, info)
         try:

@@ -32,7 +32,7 @@ class TypingRelay:
         self._last: dict[tuple[str, bytes], tuple[bool, float]] = {}
 
     async def typing(self, session: Session, op: Typing) -> TypingAck:
-        info = await self.conversations.member_info(session, op.conversation_id)
+        info = await self.conversations.member_view(session, op.conversation_id)
         if info.disbanded:
             raise ServiceError(ErrorCode.DISBANDED, "the group was disbanded")
         await self.conversations.check_direct_peer(session, info)

@@ -166,6 +166,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_conversation(self, conversation_id: bytes) -> ConversationInfo | None: ...
 
+    async def get_membership(self, conversation_id: bytes) -> ConversationInfo | None:
+        """Like ``get_conversation`` for the send path, which needs only kind, members (with
+        roles) and ``disbanded``: those are current, while ``last_seq``/``meta`` may be stale
+        (an engine may cache it; it must drop the copy when a membership change commits)."""
+        return await self.get_conversation(conversation_id)
+
     @abc.abstractmethod
     async def member_role(self, conversation_id: bytes, user_id: str) -> Role | None:
         """The user's role, or None when not a (current) member. Hot path: keep it cheap."""

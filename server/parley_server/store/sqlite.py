@@ -76,6 +76,8 @@ from parley_server.store.writer import Writer
 T = TypeVar("T")
 
 IDEMPOTENCY_TTL_MS = 7 * 24 * 3600 * 1000
+MEMBERSHIP_CACHE_MAX = 50_000
+"""Conversations whose members the send path keeps in memory (a few hundred bytes each)."""
 _IN_CHUNK = 500  # bound on bound parameters per IN (...) query
 
 _KINDS = {k.value: k for k in ConversationKind}  # dict lookup: cheaper than Enum() per row
@@ -144,6 +146,9 @@ class SqliteStore(Store):
         self._touches: dict[tuple[str, int], int] = {}
         self._touch_lock = threading.Lock()  # shared with the writer thread
         self._touch_scheduled = False
+        # conversation_id -> ConversationInfo for the send path (get_membership); filled by
+        # reads on the event loop, dropped by the writer's hook when a membership change ends
+        self._membership: dict[bytes, ConversationInfo] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
@@ -175,10 +180,22 @@ class SqliteStore(Store):
             raise StoreError("store is not open")
         return self._reader
 
-    async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(
+        self, job: Callable[[sqlite3.Connection], T], after: Callable[[], None] | None = None
+    ) -> T:
         if self._writer is None:
             raise StoreError("store is not open")
-        return await self._writer.submit(_fk_guard(job))
+        return await self._writer.submit(_fk_guard(job), after)
+
+    def _forget_membership(self, conversation_id: bytes) -> Callable[[], None]:
+        """The writer's after-commit hook for a membership change: runs in the event loop
+        once the change committed (or failed), before its caller resumes, even if the caller
+        was cancelled; so no request that starts after the change can see the old members."""
+
+        def forget() -> None:
+            self._membership.pop(conversation_id, None)
+
+        return forget
 
     # --- sharing the file with other engines (store/sqlite_keydir.py) ----------------------
     async def write_job(self, job: Callable[[sqlite3.Connection], T]) -> T:
@@ -456,7 +473,7 @@ class SqliteStore(Store):
             )
             return result.info, result
 
-        return await self._write(job)
+        return await self._write(job, self._forget_membership(conversation_id))
 
     async def create_group(
         self, owner: str, members: Sequence[str], meta: bytes, conversation_id: bytes, now: int
@@ -470,10 +487,23 @@ class SqliteStore(Store):
                 conn, conversation_id, ConversationKind.GROUP, owner, roles, meta, now
             )
 
-        return await self._write(job)
+        return await self._write(job, self._forget_membership(conversation_id))
 
     async def get_conversation(self, conversation_id: bytes) -> ConversationInfo | None:
         return self._info(self._r, conversation_id)
+
+    async def get_membership(self, conversation_id: bytes) -> ConversationInfo | None:
+        """Cached ``get_conversation`` (kind, members and disbanded current; ``last_seq`` and
+        ``meta`` as of the read that filled the cache). The read and the fill run without an
+        await in between, and every membership change drops the entry after it commits."""
+        info = self._membership.get(conversation_id)
+        if info is None:
+            info = self._info(self._r, conversation_id)
+            if info is not None:
+                if len(self._membership) >= MEMBERSHIP_CACHE_MAX:
+                    del self._membership[next(iter(self._membership))]  # the oldest fill
+                self._membership[conversation_id] = info
+        return info
 
     async def member_role(self, conversation_id: bytes, user_id: str) -> Role | None:
         r = self._r.execute(
@@ -536,7 +566,7 @@ class SqliteStore(Store):
             assert info is not None
             return MembershipResult(appended, user_events, info)
 
-        return await self._write(job)
+        return await self._write(job, self._forget_membership(conversation_id))
 
     async def list_conversations(
         self, user_id: str, after: bytes | None, limit: int
