@@ -18,6 +18,7 @@ import uvicorn
 from parley_server.app import create_app
 from parley_server.config import Settings
 from parley_server.gateway.hub import Hub
+from parley_server.gateway.wsprotocol import LeanWebSocketProtocol
 
 
 class ParleyServer(uvicorn.Server):
@@ -65,7 +66,7 @@ def build_server(settings: Settings) -> ParleyServer:
         app,
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
+        ws=LeanWebSocketProtocol,  # uvicorn's websockets-sansio, slimmed (gateway/wsprotocol.py)
         loop="uvloop",
         http="httptools",
         ws_per_message_deflate=False,

@@ -1,16 +1,24 @@
-"""One authenticated WebSocket session: a reader loop and a writer task over a bounded queue.
+"""One authenticated WebSocket session: the handler's own task reads; writes go out directly.
 
 Requests of one connection are handled one at a time, in order, so replies come back in
-request order. Pushes from other connections and replies share the same send queue; when it
-exceeds ``send_queue_max`` frames the socket is closed 4009 and the client resyncs by seq.
+request order. Pushes from other connections and replies share one send path: a frame is
+written at once when nothing is queued and the socket is writable (``send_now`` of
+``wsprotocol.LeanWebSocketProtocol``), else queued and sent by a flush task that exists only
+while there is a backlog (or a close to send). When the backlog exceeds ``send_queue_max``
+frames the socket is closed 4009 and the client resyncs by seq. There is no timer per
+connection: the hub's sweep closes connections idle for ``idle_s`` (``last_rx``).
+
+Idle memory per socket is the figure this layout keeps small (docs/performance.md): one task
+per connection (the ASGI server's), no queue until one is needed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from litestar import WebSocket
@@ -27,9 +35,28 @@ from parley_server.service.errors import ServiceError
 log = get_logger("parley.gateway")
 
 _LENGTH_LIMIT = re.compile(r"of length <= \d+")
+_FLUSH_GRACE_S = 5.0
+"""How long a closing connection may take to flush its backlog and send its close frame."""
 
 
 class Connection:
+    __slots__ = (
+        "__weakref__",
+        "_backlog",
+        "_close_sent",
+        "_flusher",
+        "_send_now",
+        "app",
+        "close_code",
+        "close_reason",
+        "done",
+        "idle_s",
+        "last_rx",
+        "queue_max",
+        "session",
+        "socket",
+    )
+
     def __init__(
         self,
         socket: WebSocket[Any, Any, Any],
@@ -37,14 +64,18 @@ class Connection:
         session: Session,
         queue_max: int,
         idle_s: float,
+        send_now: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.socket = socket
         self.app = app
         self.session = session
         self.queue_max = queue_max
         self.idle_s = idle_s
-        self._queue: deque[bytes] = deque()
-        self._wake = asyncio.Event()
+        self.last_rx = time.monotonic()
+        self._send_now = send_now  # None: not under our uvicorn protocol, always queue
+        self._backlog: deque[bytes] | None = None  # made on the first frame that must wait
+        self._flusher: asyncio.Task[None] | None = None
+        self._close_sent = False
         self.close_code: int | None = None
         self.close_reason = ""
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -53,70 +84,92 @@ class Connection:
     def deliver(self, frame: bytes) -> None:
         if self.close_code is not None:
             return
-        if len(self._queue) >= self.queue_max:
+        backlog = self._backlog
+        if not backlog and self._send_now is not None and self._send_now(frame):
+            return
+        if backlog is None:
+            backlog = self._backlog = deque()
+        if len(backlog) >= self.queue_max:
             self.close(CloseCode.SLOW_CONSUMER, "send queue overflow; resync")
             return
-        self._queue.append(frame)
-        self._wake.set()
+        backlog.append(frame)
+        self._start_flusher()
 
     def close(self, code: int, reason: str = "") -> None:
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
-            if code == CloseCode.SLOW_CONSUMER:
-                self._queue.clear()
-            self._wake.set()
+            if code == CloseCode.SLOW_CONSUMER and self._backlog:
+                self._backlog.clear()
+            self._start_flusher()
 
-    # --- tasks ----------------------------------------------------------------------------
+    def idle_for(self, now: float) -> bool:
+        """For the hub's sweep: nothing received for longer than ``idle_s``."""
+        return now - self.last_rx > self.idle_s
+
+    # --- sending ------------------------------------------------------------------------------
+    def _start_flusher(self) -> None:
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        """Send the backlog (waiting for the socket to drain), then the close frame if due."""
+        ws = self.socket
+        try:
+            while True:
+                backlog = self._backlog
+                while backlog:
+                    # Popped only once written, so deliver() keeps queueing behind it.
+                    await ws.send_bytes(backlog[0])
+                    if backlog:  # an overflow close may have cleared it meanwhile
+                        backlog.popleft()
+                if self.close_code is None:
+                    return
+                if not self._close_sent:
+                    self._close_sent = True
+                    if self.close_code != 0:  # 0: the peer is already gone
+                        await ws.close(self.close_code, self.close_reason)
+                return
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            if self.close_code is None:
+                self.close_code = 0
+        finally:
+            self._flusher = None
+            if self._backlog is not None and not self._backlog:
+                self._backlog = None  # give the deque back while idle
+
+    # --- the session --------------------------------------------------------------------------
     async def run(self) -> int:
         """Serve until closed; returns the close code."""
-        reader = asyncio.create_task(self._reader())
-        writer = asyncio.create_task(self._writer())
         try:
-            await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-            if reader.done() and not writer.done():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(writer), 5.0)
+            await self._read()
+            if self.close_code is None:  # not reached: _read returns only once closed
+                self.close_code = 0
+            flusher = self._flusher
+            if flusher is None and not self._close_sent and self.close_code != 0:
+                self._start_flusher()
+                flusher = self._flusher
+            if flusher is not None:
+                await asyncio.wait({flusher}, timeout=_FLUSH_GRACE_S)
         finally:
-            for task in (reader, writer):
-                task.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
+            if self._flusher is not None:
+                self._flusher.cancel()
             if not self.done.done():
                 self.done.set_result(None)
         return self.close_code if self.close_code is not None else CloseCode.NORMAL
 
-    async def _writer(self) -> None:
-        ws = self.socket
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self._queue:
-                    await ws.send_bytes(self._queue.popleft())
-                if self.close_code is not None:
-                    if self.close_code != 0:  # 0: the peer is already gone
-                        await ws.close(self.close_code, self.close_reason)
-                    return
-        except (WebSocketDisconnect, OSError, RuntimeError):
-            if self.close_code is None:
-                self.close_code = 0
-            return
-
-    async def _reader(self) -> None:
+    async def _read(self) -> None:
         ws = self.socket
         try:
             while self.close_code is None:
-                try:
-                    data = await asyncio.wait_for(ws.receive_bytes(), self.idle_s)
-                except TimeoutError:
-                    self.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
-                    return
+                data = await ws.receive_bytes()
+                self.last_rx = time.monotonic()
                 await self._handle(data)
         except WebSocketDisconnect as exc:
+            # Our own close (sweep, overflow, revocation, shutdown) ends the receive too.
             if self.close_code is None:
                 self.close_code = 0
                 log.debug("peer_closed", code=exc.code)
-            self._wake.set()
 
     async def _handle(self, data: bytes) -> None:
         try:

@@ -20,6 +20,7 @@ from parley.protocol.frames import Hello, Limits, Welcome
 from parley.protocol.limits import PROTOCOL_VERSION
 from parley_server.gateway.connection import Connection
 from parley_server.gateway.hub import Hub
+from parley_server.gateway.wsprotocol import SCOPE_KEY, LeanWebSocketProtocol
 from parley_server.logging import get_logger
 from parley_server.service.context import Session, now_ms
 from parley_server.service.dispatch import App
@@ -81,7 +82,19 @@ def make_ws_handler(app: App, hub: Hub) -> WebsocketRouteHandler:
         if handshake is None:
             return
         session, token = handshake
-        conn = Connection(socket, app, session, cfg.send_queue_max, 3 * cfg.heartbeat_s)
+        # The request headers served their purpose (the token came in the Hello): let them go.
+        socket.scope["headers"] = []
+        extensions: dict[Any, Any] = socket.scope.get("extensions") or {}
+        proto_ref = extensions.pop(SCOPE_KEY, None)
+        proto = proto_ref() if proto_ref is not None else None
+        conn = Connection(
+            socket,
+            app,
+            session,
+            cfg.send_queue_max,
+            3 * cfg.heartbeat_s,
+            send_now=proto.send_now if isinstance(proto, LeanWebSocketProtocol) else None,
+        )
         welcome = Welcome(
             user_id=session.user_id,
             device_id=session.device_id,

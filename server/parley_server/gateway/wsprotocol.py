@@ -1,0 +1,151 @@
+"""uvicorn's websockets-sansio protocol, slimmed for many idle sockets, plus a direct send.
+
+Idle memory per socket was the one target we missed (31.6 KiB for 20 KiB), and most of it is
+the ASGI server's, not ours. This subclass keeps uvicorn's behaviour and changes only state:
+
+* the receive queue is a list plus one waiter instead of an ``asyncio.Queue`` (three deques
+  and an Event, ~2.5 KiB), and "writable" is a flag plus lazily made waiters instead of an
+  ``asyncio.Event`` (whose deque alone is ~600 B);
+* after the upgrade it drops the handshake request/response (headers) that uvicorn and the
+  websockets parser would otherwise keep for the socket's lifetime;
+* ``send_now`` writes a binary frame synchronously when the transport is writable, so the
+  gateway needs no writer task per connection.
+
+Written against uvicorn 0.54 / websockets 17 (see ``tests/integration`` for the behaviour
+that must hold); the gateway falls back to plain ASGI sends when it runs under any other
+server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
+from websockets.protocol import Protocol
+from websockets.server import ServerProtocol
+
+SCOPE_KEY = "parley.ws"
+"""``scope["extensions"][SCOPE_KEY]``: a weak reference to this protocol (no cycle)."""
+
+
+def _at_frame_start(conn: ServerProtocol) -> bool:
+    """True when the parser waits in ``StreamReader.at_eof``: nothing of a frame consumed."""
+    gen: Any = conn.parser
+    while getattr(gen, "gi_yieldfrom", None) is not None:
+        gen = gen.gi_yieldfrom
+    return getattr(getattr(gen, "gi_code", None), "co_name", "") == "at_eof"
+
+
+class _Inbox:
+    """What uvicorn uses of its ``asyncio.Queue``: ``put_nowait``, ``get``, ``empty``."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+
+class _Writable:
+    """What uvicorn uses of its ``writable`` Event: ``set``, ``clear``, ``is_set``, ``wait``."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = True
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        while not self._set:
+            waiter = asyncio.get_running_loop().create_future()
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(waiter)
+            await waiter
+        return True
+
+
+class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
+    """Pass as uvicorn's ``ws=`` (runner.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = _Inbox()  # type: ignore[assignment]
+        self.writable = _Writable()  # type: ignore[assignment]
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][SCOPE_KEY] = weakref.ref(self)
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            self._forget_handshake()
+
+    def _forget_handshake(self) -> None:
+        # uvicorn reads self.request/self.response only before the accept went out.
+        self.request = None  # type: ignore[assignment]
+        self.response = None  # type: ignore[assignment]
+        # websockets' parser generator holds the Request in its frame until the socket ends.
+        # A client must not send frames before our 101 (RFC 6455 4.1), so the parser is idle
+        # at a frame boundary: replace it by the bare frame parser, unless bytes are waiting.
+        conn = self.conn
+        if isinstance(conn, ServerProtocol) and not conn.reader.buffer and _at_frame_start(conn):
+            parser = Protocol.parse(conn)
+            next(parser)
+            conn.parser = parser
+
+    def send_now(self, data: bytes) -> bool:
+        """Write one binary message now if the socket is open and writable; else False (the
+        caller queues it and sends it through the ASGI ``send``, which waits)."""
+        if (
+            self.disconnected
+            or self.close_sent
+            or not self.handshake_complete
+            or self.initial_response is not None
+            or not self.writable.is_set()
+        ):
+            return False
+        try:
+            self.conn.send_binary(data)
+        except InvalidState:
+            return False
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
