@@ -14,7 +14,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Playwright, Request, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Playwright,
+    Request,
+    expect,
+    sync_playwright,
+)
 
 from tests.support.server import ServerProcess
 
@@ -34,6 +41,9 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 DEFAULT_TIMEOUT_MS = 20_000
 PYTHON_READY_TIMEOUT_MS = 60_000  # a cold Pyodide start on a busy 2-core runner
+EXPECT_TIMEOUT_MS = 15_000  # UI assertions that wait on the server (the default 5 s is tight
+# for a loaded 2-core runner with three browsers)
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 def is_local(url: str) -> bool:

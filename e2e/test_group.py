@@ -64,5 +64,14 @@ def test_group_of_three(contexts: Contexts, base_url: str) -> None:
     expect(reply.locator(".quote")).to_have_text("↪ just us now")
     expect(reply).to_have_class(re.compile(r"\bmention\b"))
     screenshot(ann, "group-reply-mention")
+
+    # ann invites cat back: cat's chat returns and new messages decrypt there
+    ann.fill("#invite-name", names[2])
+    ann.press("#invite-name", "Enter")
+    expect(members).to_have_count(3, timeout=30_000)
+    open_chat(cat, group)
+    send(ann, "welcome back cat")
+    expect_message(cat, "welcome back cat")
+    expect_message(ben, "welcome back cat")
     assert not contexts.wire.contains("hello both")
     assert not contexts.wire.contains(group), "the group name must travel encrypted only"

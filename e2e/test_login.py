@@ -25,6 +25,7 @@ def test_register_then_login_shows_welcome(
     registered_id = page.locator("#welcome-user-id").inner_text()
     assert registered_id == login(base_url, name).user_id  # the server's id for that name
     first_device = page.locator("#welcome-device-id").inner_text()
+    expect(page.locator("#e2e-state[data-ready='1']")).to_be_visible(timeout=30_000)
     screenshot(page, "settings-after-register")
 
     # The first start saved an interpreter snapshot; a second tab of this browser profile
@@ -60,10 +61,19 @@ def test_register_then_login_shows_welcome(
     other.click("#tab-settings")
     assert other.locator("#welcome-user-id").inner_text() == registered_id
     other_device = other.locator("#welcome-device-id").inner_text()
+    # an unlinked second device cannot take part in E2E (and says so; sending is refused)
+    expect(other.locator("#e2e-state[data-ready='0']")).to_contain_text("linked", timeout=30_000)
     assert other_device != first_device  # a new session
     # the first browser, the test's own HTTP login above, and this one
     expect(other.locator("#device-list li")).to_have_count(3)
     expect(other.locator("#device-list")).to_contain_text(f"#{other_device}")
+
+    # The new device removes the first one: the first browser is signed out on the spot.
+    other.click(f"#device-list [data-remove='{first_device}']")
+    expect(other.locator("#device-list li")).to_have_count(2)
+    expect(again.locator("#auth-message.error")).to_contain_text("signed out", timeout=30_000)
+    expect(again.locator("#app")).to_be_hidden()
+    screenshot(again, "signed-out-elsewhere")
 
 
 def test_wrong_password_shows_error(context: BrowserContext, base_url: str) -> None:

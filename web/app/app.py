@@ -155,6 +155,8 @@ class Ui:
             self._coalesce("chats", self._render_chats)
         elif what == "rows" and cid is not None and cid == self.view.cid:
             self._coalesce("rows", self.view.refresh)
+        elif what == "trust":
+            self.settings.render()
         elif what == "members" and cid is not None and cid == self.view.cid:
             self._coalesce("details", self.groups.render_details)
         elif what == "outgoing" and (cid is None or cid == self.view.cid):
@@ -170,10 +172,37 @@ class Ui:
             self.live.signal(signal)
         elif isinstance(n, fx.ConnectionChanged):
             self._set_conn(n.state)
+            if n.state is ConnectionState.STOPPED:
+                self._stopped()
         elif isinstance(n, fx.EventsStored) and any(
             isinstance(e.body, SOCIAL_EVENTS) for e in n.events
         ):
             self._coalesce("contacts", self.contacts.refresh)
+
+    def _stopped(self) -> None:
+        self.spawn(self._after_stop())
+
+    async def _after_stop(self) -> None:
+        """The server ended this device's session for good (revoked, logged out): back to the
+        sign-in form. (The Stop command follows the state change: wait for it, bounded.)"""
+        s = self.m.session
+        for _ in range(100):
+            if s.stop_reason is not None:
+                break
+            await asyncio.sleep(0.02)
+        if s.stop_reason is None or s.stop_reason.code not in ("unauthorized", "device_revoked"):
+            return
+        from app import main, profile
+
+        main.ui = None
+        await profile.forget(self.username)
+        dom.show(dom.el("app"), False)
+        dom.show(dom.el("auth"), True)
+        js.document.body.dataset.signedIn = "no"
+        msg = dom.el("auth-message")
+        msg.textContent = t("auth.signed_out_elsewhere")
+        msg.classList.add("error")
+        await self.m.close()
 
     def _set_conn(self, state: ConnectionState) -> None:
         js.document.body.dataset.conn = state.value

@@ -104,6 +104,11 @@ EN: dict[str, str] = {
     "settings.user_id": "User id",
     "settings.device_id": "Device",
     "settings.sign_out": "Sign out",
+    "settings.remove": "Remove",
+    "settings.e2e_ready": "🔒 End-to-end encryption is ready on this device.",
+    "settings.e2e_pending": "Encryption not ready yet (keys not published: offline?).",
+    "settings.e2e_link": "Encryption not ready: this is another device of your account and must be linked from the first one (not available in the browser yet). Sending is disabled.",
+    "auth.signed_out_elsewhere": "This device was signed out. Sign in again.",
     "settings.at_rest": "Messages and keys on this device are encrypted at rest.",
 }
 
@@ -200,6 +205,11 @@ ZH: dict[str, str] = {
     "settings.user_id": "用户 ID",
     "settings.device_id": "设备",
     "settings.sign_out": "退出登录",
+    "settings.remove": "移除",
+    "settings.e2e_ready": "🔒 本设备的端到端加密已就绪。",
+    "settings.e2e_pending": "加密尚未就绪（密钥未发布：是否离线？）。",
+    "settings.e2e_link": "加密未就绪：这是你账号的另一台设备，需要从第一台设备关联（浏览器暂不支持）。已禁止发送。",
+    "auth.signed_out_elsewhere": "此设备已被登出，请重新登录。",
     "settings.at_rest": "本设备上的消息和密钥均已加密存储。",
 }
 

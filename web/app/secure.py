@@ -88,6 +88,7 @@ class Messenger:
         self.refs: dict[str, Ref] = {}  # local_id -> reply/mentions of a pending message
         self.open_cid: bytes | None = None
         self.ready = False  # keys published: sending possible
+        self.link_needed = False  # a second device of the account, not linked
         self.errors: list[BaseException] = []
         self._listeners: list[Listener] = []
         self._lock = asyncio.Lock()
@@ -140,22 +141,31 @@ class Messenger:
 
     # --- key directory ---------------------------------------------------------------------
     async def publish_keys(self) -> None:
-        """First start of this device: account key (first device), device list, prekeys."""
+        """First start of this device: account key (first device), device list, prekeys.
+        ``ready`` only once the server took both (the state's own "published" flag is set
+        before the upload). A second device of an account gets 409 account_key_changed:
+        it needs linking from a device that holds the account key (``link_needed``)."""
+        if await self.store.get_sealed("keys_published") == b"1":
+            self.ready = True
+            return
         if self.st.own.aik_seed is None:
             identity.create_account_key(self.st)
-        if not self.st.own.published_devlist:
-            await self.save()
-            await self.keys.call(
-                "PUT", "/devicelist", identity.devlist_with_self(self.st, now_ms()),
-                kproto.DeviceListReply,
-            )  # fmt: skip
-            new = identity.new_opks(self.st, kproto.OPK_LOW_WATER * 2)
-            await self.save()  # private halves stored before the public ones are published
-            await self.keys.call(
-                "PUT", "/device", identity.upload_body(self.st, new), kproto.OpkCountReply
-            )
-            await self.save()
+        body = identity.devlist_with_self(self.st, now_ms())
+        await self.save()
+        try:
+            await self.keys.call("PUT", "/devicelist", body, kproto.DeviceListReply)
+        except KeyDirectoryError as e:
+            self.link_needed = e.status == 409
+            raise
+        new = identity.new_opks(self.st, kproto.OPK_LOW_WATER * 2)
+        await self.save()  # private halves stored before the public ones are published
+        await self.keys.call(
+            "PUT", "/device", identity.upload_body(self.st, new), kproto.OpkCountReply
+        )
+        await self.save()
+        await self.store.put_sealed("keys_published", b"1")
         self.ready = True
+        self._emit("trust", None)
 
     async def refresh_devlist(self, user_id: str) -> list[st_mod.Notice]:
         try:
@@ -382,6 +392,15 @@ class Messenger:
         for u in sorted(set(v.members if v else []) | {self.user_id}):
             await self.refresh_devlist(u)
 
+    async def remove_device(self, device_id: int) -> None:
+        """Publish our device list without ``device_id`` (it gets no new keys from now on)."""
+        async with self._lock:
+            await self.refresh_devlist(self.user_id)  # build on the newest verified version
+            body = identity.devlist_without(self.st, device_id, now_ms())
+            await self.save()
+            await self.keys.call("PUT", "/devicelist", body, kproto.DeviceListReply)
+            await self.save()
+
     # --- trust -----------------------------------------------------------------------------
     def safety_number(self, user_id: str) -> str:
         return directory.safety_number(self.st, user_id)
@@ -438,8 +457,8 @@ class Messenger:
                     b = e.body
                     await self._mark_recalled(b.conversation_id, [b.seq, *b.also])
         elif isinstance(n, fx.ConversationAdded):
-            async with self._lock:
-                await self._know(n.conversation_id)
+            async with self._lock:  # also a re-invite to a chat we had left: note it again
+                await self._note(await self.info(n.conversation_id))
         elif isinstance(n, fx.ConversationRemoved):
             chat = self.chats.get(n.conversation_id)
             if chat is not None:

@@ -76,6 +76,12 @@ class Settings:
         ids.appendChild(js.document.createTextNode(" · " + t("settings.device_id") + " "))
         ids.appendChild(dom.h("code", "", str(m.device_id), id="welcome-device-id"))
         box.appendChild(ids)
+        e2e = (
+            "settings.e2e_ready"
+            if m.ready
+            else ("settings.e2e_link" if m.link_needed else "settings.e2e_pending")
+        )
+        box.appendChild(dom.h("p", "", t(e2e), id="e2e-state", data_ready="1" if m.ready else "0"))
         box.appendChild(dom.h("p", "muted", t("settings.at_rest")))
         p.appendChild(box)
 
@@ -99,9 +105,20 @@ class Settings:
         ul = dom.h("ul", "plain", id="device-list")
         for d in self.devices.devices if self.devices else []:
             label = f"#{d.device_id} {d.name}"
+            li = dom.h("li", "person", data_device=str(d.device_id))
             if d.device_id == m.device_id:
                 label += f" ({t('settings.this_device')})"
-            ul.appendChild(dom.h("li", "person", label))
+            li.appendChild(dom.h("span", "name", label))
+            if d.device_id != m.device_id:
+                li.appendChild(
+                    dom.h(
+                        "button",
+                        "small secondary",
+                        t("settings.remove"),
+                        data_remove=str(d.device_id),
+                    )
+                )
+            ul.appendChild(li)
         p.appendChild(ul)
         p.appendChild(dom.h("p", ""))
         p.appendChild(
@@ -124,3 +141,24 @@ class Settings:
     def _on_click(self, event: Any) -> None:
         if dom.data(event.target, "signout") is not None:
             self.ui.spawn(self.ui.sign_out())
+        elif (device := dom.data(event.target, "remove")) is not None:
+            self.ui.spawn(self._remove(int(device)))
+
+    async def _remove(self, device_id: int) -> None:
+        """Another device of ours: out of the E2E device list first, then its session."""
+        try:
+            if self.ui.m.ready:  # an unlinked device has no device list of the account to edit
+                await self.ui.m.remove_device(device_id)
+        except Exception as exc:
+            js.console.warn(f"remove device from the device list: {exc!r}")
+        try:
+            r = await pyfetch(
+                f"/api/v1/devices/{device_id}",
+                method="DELETE",
+                headers={"authorization": f"Bearer {self.ui.token}"},
+            )
+            if not r.ok:
+                raise RuntimeError(f"HTTP {r.status}")
+        except Exception as exc:
+            js.console.warn(f"remove device: {exc!r}")
+        await self.refresh()
