@@ -103,6 +103,8 @@ HELP = {
     ("login",): ["USERNAME", "--device-name", "--no-profile-passphrase"],
     ("logout",): [],
     ("devices",): ["--revoke"],
+    ("link",): ["--device-name", "--timeout", "--no-profile-passphrase"],
+    ("link-accept",): ["CODE", "--yes"],
     ("contacts",): [],
     ("request",): ["USER", "--note"],
     ("requests",): [],
@@ -377,6 +379,56 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
             err = proc.stderr.read() if proc.stderr else ""
             raise AssertionError(f"watch exited {proc.returncode}: {err}")
     raise AssertionError("watch printed nothing in time")
+
+
+def test_link_a_second_profile_through_the_relay(server: ServerProcess, tmp_path: Path) -> None:
+    """A second profile of the same account, without the password: 'parley link' there,
+    'parley link-accept' on the logged-in one; the new device reads and sends."""
+    alice = new_user(server, tmp_path, "cli_la")
+    bob = new_user(server, tmp_path, "cli_lb")
+    assert cli(bob.env, "send", alice.name, "before the link").code == 0
+    second = cli_env(server.http_url, tmp_path / "profile-second")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parley_server.cli", "link", "--device-name", "second",
+         "--timeout", str(RUN_TIMEOUT_S)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=second,
+    )  # fmt: skip
+    try:
+        code = _read_line(proc, RUN_TIMEOUT_S).strip()
+        assert code.startswith("imlink:1:")
+        r = cli(alice.env, "link-accept", code, stdin="n\n")  # asks; "n" keeps it unlinked
+        assert r.code == 1 and "parley: error: not linked" in r.err
+        r = cli(alice.env, "link-accept", code, "--yes")
+        assert r.code == 0, r.err
+        out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+    assert proc.returncode == 0, err
+    assert f"Linked as {alice.name}" in out
+    r = cli(alice.env, "devices")
+    assert "second" in r.out
+    # a code used once is spent; a code that is not one is a usage error
+    r = cli(alice.env, "link-accept", code, "--yes")
+    assert r.code == 1 and "already used" in one_error_line(r)
+    r = cli(alice.env, "link-accept", "nonsense", "--yes")
+    assert r.code == 2 and "not a link code" in one_error_line(r)
+
+    assert cli(bob.env, "send", alice.name, "after the link").code == 0
+    r = parley(second, "history", bob.name, "--json")
+    assert r.code == 0, r.err
+    assert "after the link" in [json.loads(ln).get("text") for ln in r.out.splitlines()], r.out
+    r = parley(second, "send", bob.name, "from alice's second device")
+    assert r.code == 0, r.err
+    r = cli(bob.env, "history", alice.name, "--json")
+    assert "from alice's second device" in [json.loads(ln).get("text") for ln in r.out.splitlines()]
+    # the same account key on both: the same safety number for bob
+    r1, r2 = cli(alice.env, "verify", bob.name), cli(second, "verify", bob.name)
+    assert r1.code == 0 and r2.code == 0
+    assert [ln for ln in r1.out.splitlines() if ln[:1].isdigit()] == [
+        ln for ln in r2.out.splitlines() if ln[:1].isdigit()
+    ]
 
 
 def test_verify_shows_the_same_safety_number_on_both_sides(

@@ -16,7 +16,7 @@ from litestar.params import Parameter
 
 from parley.protocol import provisioning as proto
 from parley.protocol.errors import ErrorCode
-from parley.protocol.http import ErrorBody, LoginReply
+from parley.protocol.http import ErrorBody
 from parley_server.api.auth import provide_session
 from parley_server.api.errors import STATUS_OF, error_response
 from parley_server.service.context import Session
@@ -80,7 +80,7 @@ class ProvisioningController(Controller):
     @post("/session", status_code=201)
     async def login(
         self, data: proto.LinkLoginBody, prov: Provisioning, request: Request[Any, Any, Any]
-    ) -> LoginReply:
+    ) -> proto.LinkLoginReply:
         return await prov.login(data.link_token, data.device_name, _ip(request))
 
     # --- existing device -----------------------------------------------------------------------

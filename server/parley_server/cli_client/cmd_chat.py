@@ -170,15 +170,17 @@ async def _mark_read(client: Any, cid: bytes, seq: int) -> None:
 
 
 async def _catch_up(client: Any, cid: bytes, last_seq: int) -> None:
-    """Wait (bounded) until the chat is stored up to ``last_seq`` and every stored message has
-    been through the E2E layer (decrypted, waiting for its key, or failed)."""
+    """Wait (bounded) until the chat is stored up to ``last_seq``, every stored message has
+    been through the E2E layer (decrypted, waiting for its key, or failed) and so has every
+    stored to-device item (a key in one resolves a message shown as waiting)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + CATCH_UP_TIMEOUT_S
     while loop.time() < deadline:
         if client.client.cursor(cid) >= last_seq:
             want = set(await message_seqs(client, cid))
             have = {m.seq for m in await client.messages(cid) if m.seq}
-            if want <= have:
+            # keys stored but not processed yet would turn "waiting" ones into decrypted
+            if want <= have and not client.to_device_pending():
                 return
         await asyncio.sleep(0.05)
     render.warn("some messages are still on their way; showing what has arrived")

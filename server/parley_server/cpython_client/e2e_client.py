@@ -41,13 +41,13 @@ from parley.crypto.constants import PROV_TTL
 from parley.crypto.errors import CryptoError
 from parley.crypto.keys import Rng
 from parley.protocol import keys as kproto
-from parley.protocol.http import LoginReply
 from parley.protocol.ops import (
     Conversation,
     ConvGet,
     ToDeviceMessage,
     ToDeviceSend,
 )
+from parley.protocol.provisioning import LinkLoginReply
 from parley.protocol.records import ConvEntry, ConversationInfo, Message, ToDeviceItem
 from parley.protocol.types import Role
 from parley_server.cpython_client import linking
@@ -292,7 +292,7 @@ class E2EClient:
         on_code: Callable[[str], Awaitable[None] | None],
         *,
         db_path: str | Path | None = None,
-        open_storage: Callable[[LoginReply], tuple[E2EStorage, SqliteLocalStore]] | None = None,
+        open_storage: Callable[[LinkLoginReply], tuple[E2EStorage, SqliteLocalStore]] | None = None,
         timeout: float = PROV_TTL / 1000,
         rng: Rng | None = None,
         process_to_device: bool = True,
@@ -598,6 +598,11 @@ class E2EClient:
             await self._send_due_key_requests()
             await self._maintain_keys_quietly()
             await self._rescan()  # entries whose handling failed while offline
+
+    def to_device_pending(self) -> bool:
+        """Stored to-device items (keys among them) the E2E layer has not processed yet."""
+        row = self.client.store.db.execute("SELECT max(seq) FROM to_device").fetchone()
+        return row[0] is not None and int(row[0]) > self.st.to_device_done
 
     async def _catch_up_to_device(self) -> None:
         if not self._process_td.is_set():

@@ -19,7 +19,7 @@ from parley.crypto import provisioning
 from parley.crypto.b64 import b64d, b64e
 from parley.crypto.keys import Rng
 from parley.protocol import provisioning as proto
-from parley.protocol.http import ErrorBody, LoginReply
+from parley.protocol.http import ErrorBody
 
 T = TypeVar("T")
 
@@ -74,9 +74,9 @@ class ProvisioningApi:
     async def fetch(self, prov_id: bytes) -> proto.ProvisionMessageReply:
         return await self._call("GET", f"/{prov_id.hex()}", None, proto.ProvisionMessageReply)
 
-    async def login(self, link_token: str, device_name: str) -> LoginReply:
+    async def login(self, link_token: str, device_name: str) -> proto.LinkLoginReply:
         body = proto.LinkLoginBody(link_token=link_token, device_name=device_name)
-        return await self._call("POST", "/session", body, LoginReply)
+        return await self._call("POST", "/session", body, proto.LinkLoginReply)
 
     # --- existing device (Bearer session) ----------------------------------------------------
     async def mint_token(self, prov_id: bytes) -> proto.LinkTokenReply:
@@ -93,7 +93,7 @@ async def wait_linked(
     *,
     timeout: float,
     rng: Rng | None = None,
-) -> tuple[LoginReply, provisioning.ProvisionResult]:
+) -> tuple[proto.LinkLoginReply, provisioning.ProvisionResult]:
     """New device: register a prov_id, hand the ``imlink:1:...`` code to ``on_code`` (print or
     show it as a QR code), wait (bounded) for the existing device's sealed box, open and check
     it (the AIK verifies the device list), and log in with its link token."""

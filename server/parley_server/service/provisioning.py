@@ -14,9 +14,9 @@ import secrets
 from parley.crypto.b64 import b64d, b64e
 from parley.crypto.errors import MalformedMessage
 from parley.protocol.errors import ErrorCode
-from parley.protocol.http import LoginReply
 from parley.protocol.provisioning import (
     SEALED_MAX,
+    LinkLoginReply,
     LinkTokenReply,
     ProvisioningReply,
     ProvisionMessageReply,
@@ -82,7 +82,7 @@ class Provisioning:
         sealed = None if row.sealed is None else b64e(row.sealed)
         return ProvisionMessageReply(sealed=sealed, expires=row.expires)
 
-    async def login(self, link_token: str, device_name: str, client_ip: str) -> LoginReply:
+    async def login(self, link_token: str, device_name: str, client_ip: str) -> LinkLoginReply:
         """A new device of the token's user; the token is spent even if this fails later."""
         self._limit(client_ip, hit=False)
         h = hash_token(link_token)
@@ -98,12 +98,13 @@ class Provisioning:
         if before is None or before.used:  # another request spent it first
             raise ServiceError(ErrorCode.LINK_USED, "this link token was already used")
         user_id = row.user_id
-        if await self.s.store.get_user(user_id) is None:
+        user = await self.s.store.get_user(user_id)
+        if user is None:
             raise ServiceError(ErrorCode.UNAUTHORIZED, "unknown link token")
         token = secrets.token_urlsafe(32)
         device = await self.s.store.create_device(user_id, device_name, hash_token(token), now_ms())
         log.info("device_linked", user_id=user_id, device_id=device.device_id)
-        return LoginReply(user_id=user_id, device_id=device.device_id, token=token)
+        return LinkLoginReply(user_id, device.device_id, token, user.username)
 
     # --- existing device (its session) -------------------------------------------------------
     async def mint_token(self, session: Session, prov_id_hex: str) -> LinkTokenReply:

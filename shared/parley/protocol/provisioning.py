@@ -45,6 +45,15 @@ class ProvisionMessageReply(msgspec.Struct):
     expires: int
 
 
+class LinkLoginReply(msgspec.Struct):
+    """A ``LoginReply`` plus the username (the new device knows nothing of the account)."""
+
+    user_id: str
+    device_id: int
+    token: str  # the new device's session token, as from POST /api/v1/sessions
+    username: str
+
+
 class LinkLoginBody(msgspec.Struct, forbid_unknown_fields=True):
     link_token: Annotated[str, Meta(min_length=1, max_length=LINK_TOKEN_MAX)]
     device_name: Annotated[str, Meta(min_length=1, max_length=64)]
