@@ -46,7 +46,8 @@ for k, n in ((b"\\x01" * 16, {n}), (b"\\x02" * 16, 3)):
              "decrypted", f"message number {{s}} " + "x" * (s % 80)))) for s in range(1, n + 1)]
     for i in range(0, n, 2000):
         await m.store.put_rows(k, rows[i:i + 2000])
-    await m._save_chat(Chat(k, "direct", [m.user_id], f"message number {{n}}", now, n))
+    await m._save_chat(Chat(k, "direct", [m.user_id], last_text=f"message number {{n}}",
+                            last_state="decrypted", last_ts=now, last_seq=n))
 """
 
 
@@ -81,7 +82,9 @@ def main() -> None:
                 300_000,
             )
             fill_s = time.perf_counter() - t0
-            page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=60_000)
+            page.wait_for_function(
+                "() => navigator.serviceWorker.controller !== null", timeout=60_000
+            )
             page.reload()
             page.wait_for_selector(".chat", timeout=60_000)
             chats_ms = page.evaluate("performance.now()")  # upper bound: polled after render

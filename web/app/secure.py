@@ -108,7 +108,10 @@ class Messenger:
         if refs is not None:
             self.refs = msgspec.msgpack.decode(refs, type=dict[str, Ref])
         for blob in await self.store.all_convs():
-            c = chat_dec.decode(blob)
+            try:
+                c = chat_dec.decode(blob)
+            except msgspec.DecodeError:  # a summary is a cache: rebuilt from the server's list
+                continue
             self.chats[c.cid] = c
 
     async def save(self) -> None:
@@ -351,7 +354,10 @@ class Messenger:
     async def flush(self) -> None:
         async with self._lock:
             for p in list(self.st.pending):
-                with contextlib.suppress(KeyDirectoryError, CryptoError, groups.MissingKeys):
+                # each failure leaves the message queued at its stage; retried when online
+                with contextlib.suppress(
+                    KeyDirectoryError, CryptoError, groups.MissingKeys, RequestError, TimeoutError
+                ):
                     await self._advance(p)
         self._emit("outgoing", None)
 
