@@ -1,6 +1,7 @@
 """End-to-end encrypted messaging for the CPython client: the I/O glue around
 ``parley.client.e2e`` (key directory over HTTP, to-device and conversation entries through the
-E2E layer, a local sqlite file for the E2E state and the decrypted timeline).
+E2E layer, the E2E state and the decrypted timeline in an ``E2EStorage``: a plain sqlite file
+by default, the CLI passes its sealed one).
 
     e2e = E2EClient(http_url, login.user_id, login.device_id, login.token, tmp / "a.db")
     await e2e.start()                       # first device: creates the account key
@@ -11,8 +12,9 @@ E2E layer, a local sqlite file for the E2E state and the decrypted timeline).
 Nothing is ever put into an envelope unencrypted: ``send_*`` queue a content; it is encrypted
 only once every key is there (else it stays ``waiting_for_keys`` and is retried), and the E2E
 state that advanced a chain is committed to disk BEFORE the ciphertext is handed to the
-network. Device linking here hands the sealed ProvisionMessage over in-process (the server has
-no provisioning relay yet); everything else goes through the real server.
+network. Entries stored but never handled (a stop between store and decrypt) are re-scanned
+at start, when back online and after keys arrive. Device linking goes through the server's
+provisioning relay (``link_new_device`` on the new device, ``accept_link`` on an existing one).
 """
 
 from __future__ import annotations
