@@ -17,9 +17,15 @@ def test_recall_receipts_typing(contexts: Contexts, base_url: str) -> None:
     a_name, b_name = unique_name("ada"), unique_name("bea")
     ada, bea = sign_up(contexts.new(), base_url, a_name), sign_up(contexts.new(), base_url, b_name)
     become_contacts(ada, bea, b_name, a_name)
+    # presence: bea is online in ada's contact list
+    ada.click("#tab-chats")
+    ada.click("#tab-contacts")
+    bea_dot = ada.locator(f"#contacts-contacts .person[data-name='{b_name}'] .dot")
+    expect(bea_dot).to_have_attribute("data-online", "1")
     open_direct(ada, b_name)
     send(ada, "a message to keep")
     send(ada, "a message to take back")
+    expect(ada.locator("#conv-rows .msg.mine .sent")).to_have_count(2)  # sent, not read yet
     open_chat(bea, a_name)
     expect_message(bea, "a message to take back")
 

@@ -25,6 +25,8 @@ from parley.protocol.social import (
     FriendRequested,
     FriendRequestList,
     FriendRequests,
+    PresenceGet,
+    PresenceList,
 )
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ class ContactsPane:
         self.msg = dom.el("contact-message")
         self.requests: FriendRequestList | None = None
         self.contacts: Contacts | None = None
+        self.online: dict[str, bool] = {}  # contact -> online (presence)
         self._listeners = dom.Listeners()
         self._listeners.on(dom.el("contact-form"), "submit", self._on_add)
         self._listeners.on(self.body, "click", self._on_click)
@@ -69,6 +72,12 @@ class ContactsPane:
                 self.say(t("contacts.unavailable"), True)
             return
         assert isinstance(reqs, FriendRequestList) and isinstance(cons, Contacts)
+        try:
+            pres = await s.request(PresenceGet(), 15)
+            if isinstance(pres, PresenceList):
+                self.online = {p.user_id: p.online for p in pres.users}
+        except RequestError:
+            pass  # presence is optional: the list shows without it
         self.requests, self.contacts = reqs, cons
         names = {r.user_id: r.username for r in [*reqs.incoming, *reqs.outgoing]}
         names |= {c.user_id: c.username for c in cons.contacts}
@@ -107,6 +116,11 @@ class ContactsPane:
             ul.appendChild(dom.h("li", "muted", t("contacts.none")))
         for user_id, name in people:
             li = dom.h("li", "person", data_user=user_id, data_name=name)
+            if kind == "contacts":
+                on = self.online.get(user_id, False)
+                li.appendChild(
+                    dom.h("span", "dot on" if on else "dot", "●", data_online="1" if on else "0")
+                )
             li.appendChild(dom.h("span", "name", name))
             for a in actions:
                 li.appendChild(
@@ -114,6 +128,12 @@ class ContactsPane:
                 )
             ul.appendChild(li)
         return ul
+
+    def presence(self, users: list[Any]) -> None:
+        """A presence signal: contacts came online or went away."""
+        for p in users:
+            self.online[p.user_id] = bool(p.online)
+        self.render()
 
     def _on_add(self, event: Any) -> None:
         event.preventDefault()

@@ -175,6 +175,8 @@ class ConversationView:
         if mine and r.state == "decrypted":
             if self.cid is not None and r.seq <= self.ui.live.read_upto(self.cid):
                 node.appendChild(dom.h("span", "read", t("msg.read")))
+            else:
+                node.appendChild(dom.h("span", "sent", t("msg.sent")))
             node.appendChild(dom.h("button", "act", t("msg.recall"), data_recall=str(r.seq)))
         if r.state == "decrypted":
             node.appendChild(dom.h("button", "act", t("msg.reply"), data_reply=str(r.seq)))

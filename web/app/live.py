@@ -1,5 +1,5 @@
-"""Live, never-stored state of the open chat: who is typing, and how far the others have read
-(read receipts). Fed by the engine's signal notifications and the ``receipts`` op; typing is
+"""Live, never-stored state: who is typing in the open chat, how far the others have read
+(read receipts), and contacts' presence (handed to the contacts pane). Fed by the engine's signal notifications and the ``receipts`` op; typing is
 sent while the user types (refreshed every ``TYPING_REFRESH_S``, expired by the others after
 ``TYPING_TTL_S``)."""
 
@@ -13,7 +13,7 @@ from app import dom
 from app.i18n import t
 from parley.client.session import RequestError
 from parley.protocol.limits import TYPING_REFRESH_S, TYPING_TTL_S
-from parley.protocol.signals import ReceiptSignal, TypingSignal
+from parley.protocol.signals import PresenceSignal, ReceiptSignal, TypingSignal
 from parley.protocol.social import ReceiptList, Receipts, Typing
 
 if TYPE_CHECKING:
@@ -53,6 +53,8 @@ class Live:
             else:
                 users.pop(sig.user_id, None)
             self.render_typing()
+        elif isinstance(sig, PresenceSignal):
+            self.ui.contacts.presence(sig.users)
         elif isinstance(sig, ReceiptSignal):
             reads = self.reads.setdefault(sig.conversation_id, {})
             reads[sig.user_id] = max(reads.get(sig.user_id, 0), sig.seq)
