@@ -54,6 +54,7 @@ class Writer:
         self._pending: deque[_Item | None] = deque()  # None: stop after what is before it
         self._wake = threading.Event()
         self._sleeping = False  # the thread waits (or is about to) on _wake
+        self._wake_due = False  # a wake-up is scheduled for the end of this loop iteration
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._closed = False
         self._started = threading.Event()
@@ -77,7 +78,7 @@ class Writer:
             raise WriterClosed("store is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._put((job, fut, loop, after))
+        self._put((job, fut, loop, after), loop)
         if self._failed is not None:  # nobody will run it: fail it (and anything else queued)
             self._fail_queued()
         return await fut
@@ -86,14 +87,27 @@ class Writer:
         """Fire and forget (for coalesced bookkeeping such as last_seen); errors are logged."""
         if self._closed:
             raise WriterClosed("store is closed")
-        self._put((job, None, None, None))
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self._put((job, None, None, None), loop)
 
-    def _put(self, item: _Item | None) -> None:
+    def _put(self, item: _Item | None, loop: asyncio.AbstractEventLoop | None) -> None:
         # deque.append is atomic; the thread re-checks the deque after announcing that it
-        # sleeps, so a wake-up is needed (and sent) only when it may already be waiting.
+        # sleeps, so a wake-up is needed only when it may already be waiting. That wake-up is
+        # deferred to the end of the current loop iteration (call_soon), so every job
+        # submitted in the same iteration joins one batch: one wake-up per burst.
         self._pending.append(item)
-        if self._sleeping or item is None:
+        if item is None or loop is None:
             self._wake.set()
+        elif self._sleeping and not self._wake_due:
+            self._wake_due = True
+            loop.call_soon(self._signal)
+
+    def _signal(self) -> None:
+        self._wake_due = False
+        self._wake.set()
 
     async def close(self) -> None:
         """Run every job already submitted, commit, stop the thread and close the connection."""
@@ -102,7 +116,7 @@ class Writer:
         self._closed = True
         if not self._thread.is_alive():
             return
-        self._put(None)
+        self._put(None, None)
         await asyncio.to_thread(self._thread.join)
 
     # --- the writer thread ----------------------------------------------------------------
