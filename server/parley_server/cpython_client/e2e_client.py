@@ -710,7 +710,9 @@ class E2EClient:
                             and e.sender_device is not None and e.seq not in have]  # fmt: skip
                 after = page[-1].seq
             if missing:
-                await self._decrypt_entries(cid, missing, replay_is_failure=True)
+                # offline (an unknown conversation needs ConvGet): the next "online" rescans
+                with contextlib.suppress(RequestError, TimeoutError):
+                    await self._decrypt_entries(cid, missing, replay_is_failure=True)
 
     def _record(self, r: groups.Received | groups.Failed | st_mod.Waiting | None) -> None:
         if isinstance(r, groups.Received):
