@@ -346,7 +346,8 @@ class Messenger:
             c = device.content_of(p)
             if not isinstance(c, content_mod.Text):
                 continue
-            state = "waiting_for_keys" if p.stage == "waiting" else "sending"
+            # "waiting for keys" only when keys are known to be missing (not merely offline)
+            state = "waiting_for_keys" if p.stage == "waiting" and p.reason else "sending"
             out.append(Outgoing(p.local_id, c.body, p.created_ms, state, p.reason))
         out += [o for lid, o in self.failed.items() if self._failed_cid.get(lid) == cid]
         return sorted(out, key=lambda o: o.ts)
