@@ -56,6 +56,9 @@ async def test_linked_device_reads_new_messages_and_forwarded_history(
         own = a1.st.contacts[al.user_id]
         assert own.devlist is not None and own.devlist.version == version + 1
         assert a2.device_id in own.devices
+        # the user's other device learns it (step 4: "New device linked")
+        assert any(n.kind == "device_added" and n.device_id == a2.device_id
+                   for n in a1.notices(al.user_id))  # fmt: skip
 
         await b1.wait_sent(await b1.send_text(cid, "after the link"), T)
         for c in (a1, a2):
