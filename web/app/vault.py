@@ -28,7 +28,7 @@ KEY_LEN = 32
 NONCE_LEN = 24
 SALT_LEN = 16
 AES_IV_LEN = 12
-# Argon2id at the "interactive" point: ~64 MiB, 2 passes (a few hundred ms in wasm).
+# Argon2id at the "interactive" point: 64 MiB, 2 passes (0.1-0.18 s measured in Chromium wasm).
 PW_OPSLIMIT = 2
 PW_MEMLIMIT = 64 * 1024 * 1024
 
