@@ -18,7 +18,7 @@ import uvicorn
 from parley_server.app import create_app
 from parley_server.config import Settings
 from parley_server.gateway.hub import Hub
-from parley_server.gateway.wsprotocol import LeanWebSocketProtocol
+from parley_server.gateway.wsprotocol import LeanHttpToolsProtocol, LeanWebSocketProtocol
 
 
 class ParleyServer(uvicorn.Server):
@@ -68,7 +68,7 @@ def build_server(settings: Settings) -> ParleyServer:
         port=settings.port,
         ws=LeanWebSocketProtocol,  # uvicorn's websockets-sansio, slimmed (gateway/wsprotocol.py)
         loop="uvloop",
-        http="httptools",
+        http=LeanHttpToolsProtocol,  # uvicorn's httptools, freed right after a WS upgrade
         ws_per_message_deflate=False,
         ws_max_size=settings.max_frame_bytes,
         ws_ping_interval=None,  # the protocol's own Ping/heartbeat covers liveness

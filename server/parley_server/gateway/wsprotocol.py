@@ -8,6 +8,9 @@ the ASGI server's, not ours. This subclass keeps uvicorn's behaviour and changes
   ``asyncio.Event`` (whose deque alone is ~600 B);
 * after the upgrade it drops the handshake request/response (headers) that uvicorn and the
   websockets parser would otherwise keep for the socket's lifetime;
+* the HTTP protocol that parsed the upgrade request (``LeanHttpToolsProtocol``) lets go of
+  its parser, so it and the request it parsed are freed at once instead of waiting, as a
+  reference cycle, for a full garbage collection (~2 KiB per socket meanwhile);
 * ``send_now`` writes a binary frame synchronously when the transport is writable, so the
   gateway needs no writer task per connection.
 
@@ -22,6 +25,7 @@ import asyncio
 import weakref
 from typing import Any
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.protocol import Protocol
@@ -149,3 +153,13 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             return False
         self.transport.write(b"".join(self.conn.data_to_send()))
         return True
+
+
+class LeanHttpToolsProtocol(HttpToolsProtocol):
+    """Pass as uvicorn's ``http=`` (runner.py) together with ``LeanWebSocketProtocol``."""
+
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        # The transport now feeds the WebSocket protocol; this object is done. Its parser
+        # refers back to it (a cycle): drop that link so refcounting frees both now.
+        self.parser = None  # type: ignore[assignment]
