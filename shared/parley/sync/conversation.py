@@ -59,7 +59,11 @@ class Pull:
 class StoreRange:
     """Entries for the shell to store, ascending and contiguous, in ONE transaction together
     with ``cursor`` (when not None; write ``max(old, cursor)``). Afterwards the shell reports
-    ``range_stored(first, last)``."""
+    ``range_stored(first, last)``.
+
+    The shell MUST complete StoreRanges in the order they were handed out (the Session driver
+    does: it awaits each store before the next effect). ``cursor`` counts on the earlier ranges
+    being stored already; completing a later range first could persist a cursor past a hole."""
 
     conversation_id: bytes
     entries: tuple[ConvEntry, ...]
