@@ -46,7 +46,7 @@ def _dump(signum: int, frame: FrameType | None) -> None:
 if __name__ == "__main__":
     tracemalloc.start(8)
     signal.signal(signal.SIGUSR1, _dump)
-    from parley_server.cli import main
+    from parley_client.cli.main import main
 
     sys.argv[0] = "parley"
     main()

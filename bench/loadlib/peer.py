@@ -23,7 +23,7 @@ from parley.client.memory_store import MemoryLocalStore
 from parley.client.model import ConnectionState
 from parley.client.session import Session
 from parley.protocol.limits import MAX_FRAME_BYTES
-from parley_server.cpython_client.transport import WebSocketTransport
+from parley_client.transport import WebSocketTransport
 
 ENVELOPE_LEN = 256
 _HEADER = 41  # 0x01 || group_id(16) || distribution_id(16) || u32 chain || u32 iteration

@@ -62,7 +62,7 @@ class ServerUnderTest:
         self.http_url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(self._tmp.name) / "server.log"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        entry = ["-m", "parley_server.cli"]
+        entry = ["-m", "parley_client.cli.main"]
         if tracemalloc_out is not None:
             entry = [str(Path(__file__).with_name("memprobe.py"))]
             self.env["PARLEY_MEMPROBE_OUT"] = tracemalloc_out

@@ -1,4 +1,4 @@
-"""``parley`` command line: ``parley serve`` and the client commands (``cli_client``).
+"""The server's commands of the ``parley`` console script (``parley_client.cli.main``).
 
 The server stack (uvicorn, Litestar) is imported only inside ``serve`` (see runner.py), so the
 client commands start fast.
@@ -11,16 +11,10 @@ from typing import Any
 
 import click
 
-from parley_server.cli_client import register_commands
 from parley_server.config import load_settings
 
 
-@click.group()
-def main() -> None:
-    """Parley: self-hosted, end-to-end encrypted instant messenger."""
-
-
-@main.command()
+@click.command()
 @click.option("--host", default=None, help="Interface to listen on [127.0.0.1].")
 @click.option("--port", type=int, default=None, help="TCP port [8080].")
 @click.option(
@@ -63,7 +57,6 @@ def serve(**options: Any) -> None:
         sys.exit(3)
 
 
-register_commands(main)
-
-if __name__ == "__main__":
-    main()
+def register_server_commands(group: click.Group) -> None:
+    """Mount the server commands on the ``parley`` group."""
+    group.add_command(serve)

@@ -7,8 +7,8 @@ import sqlite3
 from pathlib import Path
 
 from parley.client.e2e import state as st_mod
-from parley_server.cpython_client.e2e_client import E2EClient
-from parley_server.cpython_client.e2e_storage import SqliteE2EStorage
+from parley_client.e2e_client import E2EClient
+from parley_client.e2e_storage import SqliteE2EStorage
 
 
 async def test_save_is_durable_atomic_and_skips_unchanged_states(tmp_path: Path) -> None:

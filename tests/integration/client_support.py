@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from parley.protocol.records import ConvEntry
-from parley_server.cpython_client import Client
+from parley_client import Client
 from tests.support.accounts import Login
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from parley_server.cpython_client.e2e_client import E2EClient, MessageView
+from parley_client.e2e_client import E2EClient, MessageView
 from tests.support.accounts import Login
 from tests.support.server import ServerProcess
 

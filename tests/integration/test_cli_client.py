@@ -1,6 +1,6 @@
 """The ``parley`` client commands end to end against the real server, real E2E crypto on both
 sides, real sockets: in-process through click's CliRunner (``cli``) where speed matters, and the
-real console entry in subprocesses (``parley``: ``python -m parley_server.cli``) for exit codes,
+real console entry in subprocesses (``parley``: ``python -m parley_client.cli.main``) for exit codes,
 stderr lines and ``watch``.
 
 Every subprocess has a timeout; ``watch`` is stopped by its own PID (SIGTERM).
@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from parley_server.cli import main
-from parley_server.cli_client.profile import Profile
+from parley_client.cli.main import main
+from parley_client.cli.profile import Profile
 from tests.support.accounts import PASSWORD, unique_name
 from tests.support.server import ServerProcess, free_port
 
@@ -54,7 +54,7 @@ def cli_env(server: str, profile: Path | None = None, **extra: str) -> dict[str,
 
 def parley(env: dict[str, str], *args: str, stdin: str = "") -> Result:
     p = subprocess.run(
-        [sys.executable, "-m", "parley_server.cli", *args],
+        [sys.executable, "-m", "parley_client.cli.main", *args],
         input=stdin, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S,
     )  # fmt: skip
     return Result(p.returncode, p.stdout, p.stderr)
@@ -322,7 +322,7 @@ def test_watch_json_prints_a_message_from_the_other_user(
     assert cli(alice.env, "request", bob.name).code == 0  # contacts: watch shows their names
     assert cli(bob.env, "accept", alice.name).code == 0
     proc = subprocess.Popen(
-        [sys.executable, "-m", "parley_server.cli", "watch", "--json", "--send-stdin"],
+        [sys.executable, "-m", "parley_client.cli.main", "watch", "--json", "--send-stdin"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=bob.env,
         text=True,
     )  # fmt: skip
@@ -389,7 +389,7 @@ def test_link_a_second_profile_through_the_relay(server: ServerProcess, tmp_path
     assert cli(bob.env, "send", alice.name, "before the link").code == 0
     second = cli_env(server.http_url, tmp_path / "profile-second")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "parley_server.cli", "link", "--device-name", "second",
+        [sys.executable, "-m", "parley_client.cli.main", "link", "--device-name", "second",
          "--timeout", str(RUN_TIMEOUT_S)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=second,
     )  # fmt: skip

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from parley.client import effects as fx
 from parley.protocol.records import Message
-from parley_server.cpython_client import Client
+from parley_client import Client
 from tests.integration.client_support import (
     assert_local_matches_server,
     envelope,

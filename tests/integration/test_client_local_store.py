@@ -17,7 +17,7 @@ from parley.protocol.records import (
     UserEvent,
 )
 from parley.protocol.types import ConversationKind
-from parley_server.cpython_client import SqliteLocalStore
+from parley_client import SqliteLocalStore
 
 C1, C2 = b"1" * 16, b"2" * 16
 

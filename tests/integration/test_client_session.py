@@ -13,8 +13,8 @@ from parley.client.memory_store import MemoryLocalStore
 from parley.client.session import RequestError, Session
 from parley.protocol.ops import Conversation, DirectOpen
 from parley.protocol.records import ConvEntry
-from parley_server.cpython_client import Client
-from parley_server.cpython_client.transport import connector
+from parley_client import Client
+from parley_client.transport import connector
 from tests.integration.client_support import envelope, make_client, wait_until
 from tests.support.accounts import new_user
 from tests.support.server import ServerProcess

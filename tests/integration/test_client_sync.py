@@ -11,8 +11,8 @@ from pathlib import Path
 from parley.client import ClientEngine
 from parley.client import effects as fx
 from parley.protocol.records import Message
-from parley_server.cpython_client import Client, HttpAccounts, SqliteLocalStore
-from parley_server.cpython_client.transport import WebSocketTransport
+from parley_client import Client, HttpAccounts, SqliteLocalStore
+from parley_client.transport import WebSocketTransport
 from tests.integration.client_support import (
     assert_local_matches_server,
     envelope,

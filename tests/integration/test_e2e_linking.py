@@ -162,7 +162,7 @@ async def test_new_device_wait_ends_with_link_expired(
     short_link_server: ServerProcess, tmp_path: Path
 ) -> None:
     """Nobody accepts the code: the new device's wait ends with link_expired, not a hang."""
-    from parley_server.cpython_client.linking import LinkError
+    from parley_client.linking import LinkError
 
     _code_text, task = await start_link(short_link_server, tmp_path, "never")
     with pytest.raises(LinkError) as info:

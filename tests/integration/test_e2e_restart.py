@@ -11,7 +11,7 @@ import contextlib
 from pathlib import Path
 
 from parley.protocol.records import Message
-from parley_server.cpython_client.e2e_storage import SqliteE2EStorage
+from parley_client.e2e_storage import SqliteE2EStorage
 from tests.integration.e2e_support import T, has_texts, make
 from tests.support.accounts import new_user
 from tests.support.server import ServerProcess
@@ -60,7 +60,7 @@ async def test_entries_stored_but_not_decrypted_decrypt_after_restart(
 
 
 async def _entries(path: Path, cid: bytes) -> list:  # type: ignore[type-arg]
-    from parley_server.cpython_client.store import SqliteLocalStore
+    from parley_client.store import SqliteLocalStore
 
     store = SqliteLocalStore(path)
     try:

@@ -52,7 +52,7 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         cmd = [
-            sys.executable, "-m", "parley_server.cli", "serve",
+            sys.executable, "-m", "parley_client.cli.main", "serve",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--data-dir", str(self.data_dir), *self.extra_args,
         ]  # fmt: skip

@@ -1,6 +1,6 @@
 """End-to-end encrypted messaging in the browser: the I/O glue around ``parley.client.e2e``.
 
-The same flow as the CPython reference (``parley_server.cpython_client.e2e_client``), over the
+The same flow as the CPython reference (``parley_client.e2e_client``), over the
 browser's edges: the key directory through fetch (``keydir``), to-device and conversation
 entries through the engine ``Session`` over the WebSocket, and the E2E state, decrypted rows and
 chat summaries SEALED in IndexedDB (``local_store``).

@@ -5,7 +5,7 @@
   docstring for the input methods.
 * ``effects``: what the engine asks the shell to do (commands) and tells the UI (notifications).
 * ``interfaces``: ``Transport`` and ``LocalStore`` Protocols (browser: WebSocket + IndexedDB;
-  CPython: ``parley_server.cpython_client``).
+  CPython: ``parley_client``).
 * ``session.Session``: an async driver reusable by every shell (asyncio only; the engine itself
   never imports asyncio).
 * ``memory_store.MemoryLocalStore``: the reference LocalStore (tests, benchmarks, bots).

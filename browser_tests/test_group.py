@@ -1,0 +1,77 @@
+"""A group of three: create (the name travels only inside the encrypted group update), every
+member reads every message, the member list shows roles, a member leaves."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from browser_tests.conftest import Contexts, screenshot
+from browser_tests.ui import expect_message, open_chat, send, sign_up
+from tests.support.accounts import unique_name
+
+
+def test_group_of_three(contexts: Contexts, base_url: str) -> None:
+    names = [unique_name(n) for n in ("ann", "ben", "cat")]
+    ann, ben, cat = (sign_up(contexts.new(), base_url, n) for n in names)
+    group = "Trio 三人"
+
+    ann.click("#new-group")
+    ann.fill("#group-name", group)
+    ann.fill("#group-members", f"{names[1]}, {names[2]}")
+    ann.click("#group-create")
+    expect(ann.locator("#conv-title")).to_have_text(group)
+    send(ann, "hello both")
+    for page in (ben, cat):
+        open_chat(page, group)  # the title comes from the decrypted group update
+        expect_message(page, "hello both")
+    send(ben, "ben here")
+    send(cat, "cat here")
+    for page, texts in (
+        (ann, ("ben here", "cat here")),
+        (ben, ("cat here",)),
+        (cat, ("ben here",)),
+    ):
+        for text in texts:
+            expect_message(page, text)
+
+    ann.click("#conv-details")
+    members = ann.locator("#member-list .person")
+    expect(members).to_have_count(3)
+    expect(ann.locator("#member-list .person[data-user] .name", has_text=names[0])).to_have_count(1)
+    expect(ann.locator("#member-list")).to_contain_text("owner")
+    expect(ann.locator("#member-list")).to_contain_text("member")
+    screenshot(ann, "group-details")
+
+    cat.click("#conv-details")
+    cat.click("#group-leave")
+    expect(cat.locator(".chat", has_text=group)).to_have_count(0)
+    expect(ann.locator("#conv-rows .msg.system").last).to_contain_text("left", timeout=30_000)
+    expect(members).to_have_count(2, timeout=30_000)
+    send(ann, "just us now")
+    expect_message(ben, "just us now")
+
+    # ben replies to it and mentions ann: ann sees the quote and the mention
+    row = ben.locator("#conv-rows .msg", has_text="just us now")
+    row.hover()
+    row.locator("button[data-reply]").click()
+    expect(ben.locator("#composer-reply")).to_contain_text("just us now")
+    ben.fill("#composer-input", f"@{names[0]} got it")
+    ben.press("#composer-input", "Enter")
+    reply = ann.locator("#conv-rows .msg.decrypted", has_text="got it")
+    expect(reply).to_have_count(1, timeout=30_000)
+    expect(reply.locator(".quote")).to_have_text("↪ just us now")
+    expect(reply).to_have_class(re.compile(r"\bmention\b"))
+    screenshot(ann, "group-reply-mention")
+
+    # ann invites cat back: cat's chat returns and new messages decrypt there
+    ann.fill("#invite-name", names[2])
+    ann.press("#invite-name", "Enter")
+    expect(members).to_have_count(3, timeout=30_000)
+    open_chat(cat, group)
+    send(ann, "welcome back cat")
+    expect_message(cat, "welcome back cat")
+    expect_message(ben, "welcome back cat")
+    assert not contexts.wire.contains("hello both")
+    assert not contexts.wire.contains(group), "the group name must travel encrypted only"
