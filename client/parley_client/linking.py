@@ -9,6 +9,7 @@ Existing:     await answer(api, st, code)         # E2EClient.accept_link does t
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -25,6 +26,11 @@ T = TypeVar("T")
 
 POLL_S = 0.25
 """How often the new device asks whether its sealed box is there."""
+
+
+def _wall_ms() -> int:
+    """The wall clock, read here at the edge: the provisioning core takes time as an argument."""
+    return int(time.time() * 1000)
 
 
 class LinkError(Exception):
@@ -97,7 +103,7 @@ async def wait_linked(
     """New device: register a prov_id, hand the ``imlink:1:...`` code to ``on_code`` (print or
     show it as a QR code), wait (bounded) for the existing device's sealed box, open and check
     it (the AIK verifies the device list), and log in with its link token."""
-    req = provisioning.ProvisioningRequest.create(rng=rng)
+    req = provisioning.ProvisioningRequest.create(now=_wall_ms(), rng=rng)
     api = ProvisioningApi(http_url)
     try:
         await api.register(req.prov_id)
@@ -113,7 +119,7 @@ async def wait_linked(
             if loop.time() >= deadline:
                 raise TimeoutError("no device answered the link request in time")
             await asyncio.sleep(POLL_S)
-        res = provisioning.open_sealed(req, b64d(reply.sealed))
+        res = provisioning.open_sealed(req, b64d(reply.sealed), now=_wall_ms())
         login = await api.login(res.link_token, device_name)
         if login.user_id != res.user_id:
             raise LinkError(403, "forbidden", "the link token is for another account")

@@ -114,15 +114,15 @@ class Peer:
         """X3DH as initiator (the new session becomes active, a previous one is archived)."""
         if bundle_json is not None:
             self.op_learn(user_id, bundle_json)
-        sessions.initiate(self.devs[user_id], self.ik, self.bundles[user_id])
+        sessions.initiate(self.devs[user_id], self.ik, self.bundles[user_id], now=_now())
 
     def op_send(self, user_id: str, text: str) -> list[Any]:
         """-> [envelope type (2 DR | 3 PreKey), body hex]."""
-        etype, body = sessions.encrypt(self.devs[user_id], _text(text))
+        etype, body = sessions.encrypt(self.devs[user_id], _text(text), now=_now())
         return [etype, body.hex()]
 
     def op_recv(self, user_id: str, etype: int, body: str) -> str:
-        pt = sessions.decrypt(self.devs[user_id], self.ik, self.store, etype, h(body))
+        pt = sessions.decrypt(self.devs[user_id], self.ik, self.store, etype, h(body), now=_now())
         return _body(pt, group=False)
 
     def op_opk_ids(self) -> list[int]:
@@ -131,14 +131,14 @@ class Peer:
     def op_sk_create(self, group: str, user_id: str) -> list[Any]:
         """New outbound sender key for ``group``; its SKDM (``skdm`` content) is sent to
         ``user_id`` over the pairwise session -> [envelope type, body hex]."""
-        out = sender_keys.OutboundSenderKey.create(h(group), direct=False)
+        out = sender_keys.OutboundSenderKey.create(h(group), direct=False, now=_now())
         self.outbound[group] = out
         c = content.Skdm(id=b64e(backend.random_bytes(16)), ts=_now(), skdm=b64e(out.skdm()))
-        etype, body = sessions.encrypt(self.devs[user_id], content.encode(c))
+        etype, body = sessions.encrypt(self.devs[user_id], content.encode(c), now=_now())
         return [etype, body.hex()]
 
     def op_sk_install(self, group: str, user_id: str, etype: int, body: str) -> bool:
-        pt = sessions.decrypt(self.devs[user_id], self.ik, self.store, etype, h(body))
+        pt = sessions.decrypt(self.devs[user_id], self.ik, self.store, etype, h(body), now=_now())
         c = content.decode(pt, group=False)
         if not isinstance(c, content.Skdm):
             raise TypeError(f"expected skdm content, got {type(c).__name__}")
@@ -149,7 +149,7 @@ class Peer:
         return rec.add_skdm(skdm)
 
     def op_sk_encrypt(self, group: str, text: str) -> str:
-        return sender_keys.encrypt(self.outbound[group], _text(text)).hex()
+        return sender_keys.encrypt(self.outbound[group], _text(text), now=_now()).hex()
 
     def op_sk_decrypt(self, group: str, user_id: str, msg: str) -> str:
         padded = sender_keys.decrypt(self.inbound[f"{group}/{user_id}"], h(msg))
@@ -168,7 +168,7 @@ class Peer:
 
     # device linking (§3.5): the new device shows a QR code, the existing one seals to it
     def op_link_request(self) -> str:
-        self.prov = provisioning.ProvisioningRequest.create()
+        self.prov = provisioning.ProvisioningRequest.create(now=_now())
         return self.prov.qr_text()
 
     def op_link_seal(self, qr: str, link_token: str) -> str:
@@ -182,16 +182,18 @@ class Peer:
     def op_link_open(self, sealed: str) -> dict[str, Any]:
         if self.prov is None:
             raise ValueError("no link request")
-        res = provisioning.open_sealed(self.prov, h(sealed))
+        res = provisioning.open_sealed(self.prov, h(sealed), now=_now())
         return {"user_id": res.user_id, "aik_pub": res.aik.pub.hex(),
                 "link_token": res.link_token}  # fmt: skip
 
     # key backup (§13): passphrase-derived key, one sender-key state, its history
     def op_backup_export(self, passphrase: str, texts: list[str]) -> dict[str, Any]:
-        out = sender_keys.OutboundSenderKey.create(backend.random_bytes(16), direct=True)
+        out = sender_keys.OutboundSenderKey.create(
+            backend.random_bytes(16), direct=True, now=_now()
+        )
         rec = sender_keys.SenderKeyRecord()
         rec.add_skdm(out.skdm())
-        msgs = [sender_keys.encrypt(out, _text(t)).hex() for t in texts]
+        msgs = [sender_keys.encrypt(out, _text(t), now=_now()).hex() for t in texts]
         salt = backend.random_bytes(16)
         ops, mem = backend.PWHASH_OPSLIMIT_MIN, backend.PWHASH_MEMLIMIT_MIN
         bk = backup.derive_backup_key(passphrase, salt, ops, mem)

@@ -171,7 +171,7 @@ async def test_new_device_wait_ends_with_link_expired(
 
 
 def test_link_code_carries_prov_id_and_public_key_only() -> None:
-    req = provisioning.ProvisioningRequest.create()
+    req = provisioning.ProvisioningRequest.create(now=0)
     prov_id, e_pub = provisioning.parse_qr(req.qr_text())
     assert (prov_id, e_pub) == (req.prov_id, req.e_pub)
     assert b64e(req.e_priv) not in req.qr_text()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 
 from parley.crypto import backend, devicelist
@@ -27,10 +25,10 @@ class ProvisioningRequest(FrozenSecretStruct, frozen=True):
     _public = ("prov_id", "e_pub", "created_at")
 
     @classmethod
-    def create(cls, *, now: int | None = None, rng: Rng | None = None) -> ProvisioningRequest:
+    def create(cls, *, now: int, rng: Rng | None = None) -> ProvisioningRequest:
         r = rng_or_default(rng)
         e = X25519KeyPair.generate(r)
-        return cls(prov_id=r(PROV_ID_LEN), e_priv=e.priv, e_pub=e.pub, created_at=_now(now))
+        return cls(prov_id=r(PROV_ID_LEN), e_priv=e.priv, e_pub=e.pub, created_at=now)
 
     def qr_text(self) -> str:
         return QR_PREFIX + b64e(self.prov_id + self.e_pub)
@@ -80,11 +78,9 @@ def seal(
     return backend.box_seal(msgspec.json.encode(msg), e_pub)
 
 
-def open_sealed(
-    req: ProvisioningRequest, sealed: bytes, *, now: int | None = None
-) -> ProvisionResult:
+def open_sealed(req: ProvisioningRequest, sealed: bytes, *, now: int) -> ProvisionResult:
     """N: open the box, check the TTL and that the AIK from aik_seed verifies the DL."""
-    if _now(now) - req.created_at > PROV_TTL:
+    if now - req.created_at > PROV_TTL:
         raise CryptoError("provisioning window expired")
     try:
         raw = backend.box_seal_open(sealed, req.e_pub, req.e_priv)
@@ -102,7 +98,3 @@ def open_sealed(
         user_id=m.user_id, aik=aik, devlist=dl, devlist_data=data, devlist_sig=sig,
         link_token=m.link_token,
     )  # fmt: skip
-
-
-def _now(now: int | None) -> int:
-    return int(time.time() * 1000) if now is None else now

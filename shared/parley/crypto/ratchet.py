@@ -8,8 +8,6 @@ before acknowledging (§4.2 "Persistence").
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 
 from parley.crypto import backend
@@ -146,7 +144,7 @@ def decrypt(
     state: RatchetState,
     message: bytes,
     *,
-    now: int | None = None,
+    now: int,
     rng: Rng | None = None,
     dh: X25519KeyPair | None = None,
 ) -> bytes:
@@ -155,8 +153,6 @@ def decrypt(
 
     ``dh`` (the key pair for a DH-ratchet step) is injectable for test vectors only.
     """
-    if now is None:
-        now = int(time.time() * 1000)
     hdr, raw_header, ct = parse_dr_message(message)
     ad = state.ad + raw_header
     skey = hdr.dh + raw_header[37:41]  # dh || u32(n)

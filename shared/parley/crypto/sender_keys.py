@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac as _hmac
 import struct
-import time
 
 import msgspec
 
@@ -94,7 +93,7 @@ class OutboundSenderKey(SecretStruct):
         group_id: bytes,
         *,
         direct: bool,
-        now: int | None = None,
+        now: int,
         rng: Rng | None = None,
     ) -> OutboundSenderKey:
         r = rng_or_default(rng)
@@ -105,7 +104,7 @@ class OutboundSenderKey(SecretStruct):
             ck=r(32),
             signing_seed=r(32),
             direct=direct,
-            now=_now(now),
+            now=now,
         )
 
     @classmethod
@@ -132,13 +131,13 @@ class OutboundSenderKey(SecretStruct):
             created_at=now, direct=direct,
         )  # fmt: skip
 
-    def needs_rotation(self, now: int | None = None) -> bool:
+    def needs_rotation(self, now: int) -> bool:
         max_msgs, max_age = (
             (SK_ROTATE_MSGS_DIRECT, SK_ROTATE_AGE_DIRECT)
             if self.direct
             else (SK_ROTATE_MSGS, SK_ROTATE_AGE)
         )
-        return self.msg_count >= max_msgs or _now(now) - self.created_at >= max_age
+        return self.msg_count >= max_msgs or now - self.created_at >= max_age
 
     def skdm(self) -> bytes:
         """SKDM (105 B) carrying the CURRENT iteration and chain key (§7.4)."""
@@ -148,7 +147,7 @@ class OutboundSenderKey(SecretStruct):
         )  # fmt: skip
 
 
-def encrypt(out: OutboundSenderKey, plaintext: bytes, *, now: int | None = None) -> bytes:
+def encrypt(out: OutboundSenderKey, plaintext: bytes, *, now: int) -> bytes:
     """-> GroupMessage = GH || ct || sig. Mutates ``out`` (persist it before sending).
 
     ``plaintext`` is the padded content (content.encode_content). Raises RotationRequired
@@ -312,7 +311,3 @@ def _open(seed: bytes, ct: bytes, gh: bytes) -> bytes:
         return backend.aead_decrypt(ct, gh, nonce, key)
     except CryptoError:
         raise DecryptionFailed("group message failed to authenticate") from None
-
-
-def _now(now: int | None) -> int:
-    return int(time.time() * 1000) if now is None else now

@@ -8,8 +8,6 @@ the records in place, or raises and leaves them unchanged (persist after success
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 
 from parley.crypto import ratchet, x3dh
@@ -87,15 +85,13 @@ class DeviceSessions(SecretStruct):
         self.archive_active()
         self.active = s
 
-    def may_auto_reset(self, now: int | None = None) -> bool:
+    def may_auto_reset(self, now: int) -> bool:
         """At most one automatic reset per RESET_MIN_INTERVAL per remote device."""
-        now = _now(now)
         return self.last_reset_at is None or now - self.last_reset_at >= RESET_MIN_INTERVAL
 
-    def begin_auto_reset(self, now: int | None = None) -> bool:
+    def begin_auto_reset(self, now: int) -> bool:
         """If allowed: archive the active session, record the time, return True. The caller
         then fetches a fresh bundle, calls ``initiate`` and sends a ``derr`` content."""
-        now = _now(now)
         if not self.may_auto_reset(now):
             return False
         self.archive_active()
@@ -121,9 +117,8 @@ class PreKeyStore(SecretStruct):
         for o in opks:
             self.opks[o.id] = o
 
-    def erase_expired_spks(self, now: int | None = None) -> list[int]:
+    def erase_expired_spks(self, now: int) -> list[int]:
         """Erase superseded SPKs older than SPK_RETENTION (and their seen-EK sets)."""
-        now = _now(now)
         gone = [
             i
             for i, s in self.spks.items()
@@ -140,7 +135,7 @@ def initiate(
     our_ik: Ed25519KeyPair,
     bundle: VerifiedBundle,
     *,
-    now: int | None = None,
+    now: int,
     rng: Rng | None = None,
     ek: X25519KeyPair | None = None,
     dh: X25519KeyPair | None = None,
@@ -154,7 +149,7 @@ def initiate(
     res = x3dh.initiate(our_ik, bundle.ik_pub, bundle.spk_pub, bundle.opk_pub, ek=ek, rng=rng)
     st = ratchet.init_alice(res.sk, res.ad, bundle.spk_pub, dh=dh, rng=rng)
     s = Session(
-        ratchet=st, ik_a=our_ik.pub, ek_a=res.ek_pub, initiator=True, created_at=_now(now),
+        ratchet=st, ik_a=our_ik.pub, ek_a=res.ek_pub, initiator=True, created_at=now,
         pending=PendingPreKey(bundle.spk_id, bundle.opk_id),
     )  # fmt: skip
     dev.archive_active()
@@ -162,13 +157,13 @@ def initiate(
     return s
 
 
-def encrypt(dev: DeviceSessions, plaintext: bytes, *, now: int | None = None) -> tuple[int, bytes]:
+def encrypt(dev: DeviceSessions, plaintext: bytes, *, now: int) -> tuple[int, bytes]:
     """Encrypt with the active session -> (envelope type 2|3, body). Persist ``dev`` before
     the body leaves the device."""
     s = dev.active
     if s is None:
         raise NoSession("no active session: run X3DH first")
-    if s.pending is not None and _now(now) - s.created_at > MAX_UNACKED_SESSION_AGE:
+    if s.pending is not None and now - s.created_at > MAX_UNACKED_SESSION_AGE:
         raise SessionStale("session never answered: archive it and run a fresh X3DH")
     body = ratchet.encrypt(s.ratchet, plaintext)
     if s.pending is None:
@@ -184,7 +179,7 @@ def decrypt(
     envelope_type: int,
     body: bytes,
     *,
-    now: int | None = None,
+    now: int,
     rng: Rng | None = None,
 ) -> bytes:
     """Decrypt a to-device envelope from the server-asserted sender ``dev``.
@@ -192,7 +187,6 @@ def decrypt(
     Raises DuplicateMessage (drop silently), or another CryptoError: the caller then decides
     on an automatic reset (``dev.begin_auto_reset``). Records unchanged on any error.
     """
-    now = _now(now)
     if envelope_type == ENVELOPE_DR:
         return _decrypt_existing(dev, _sessions(dev), body, now, rng)
     if envelope_type != ENVELOPE_PREKEY:
@@ -258,10 +252,6 @@ def _decrypt_existing(
 def remove_device(sessions: dict[int, DeviceSessions], device_id: int) -> None:
     """Device removed from a device list: delete all its sessions (active + archived)."""
     sessions.pop(device_id, None)
-
-
-def _now(now: int | None) -> int:
-    return int(time.time() * 1000) if now is None else now
 
 
 def derr_info(envelope_type: int, body: bytes) -> tuple[bytes, int]:

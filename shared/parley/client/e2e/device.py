@@ -69,8 +69,8 @@ def handle_to_device(
     return res
 
 
-def derr_content(r: pairwise.ResetNeeded, now: int) -> content_mod.Content:
-    return content_mod.Derr(id=pairwise.new_id(), ts=now, ratchet=b64e(r.ratchet), n=r.n,
+def derr_content(r: pairwise.ResetNeeded, now: int, rng: Rng | None = None) -> content_mod.Content:
+    return content_mod.Derr(id=pairwise.new_id(rng), ts=now, ratchet=b64e(r.ratchet), n=r.n,
                             orig_ts=r.ts)  # fmt: skip
 
 

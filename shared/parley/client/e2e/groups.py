@@ -99,7 +99,12 @@ def note_conversation(
 
 
 def set_group_view(
-    st: E2EState, cid: bytes, members: list[str], admins: list[str], name: str
+    st: E2EState,
+    cid: bytes,
+    members: list[str],
+    admins: list[str],
+    name: str,
+    rng: Rng | None = None,
 ) -> content_mod.GroupUpdate:
     """Our own membership change (we must be an admin, or the creator at epoch 0): returns
     the ``group_update`` content to send. Removing a member rotates our sender key."""
@@ -110,7 +115,7 @@ def set_group_view(
     if not (me in v.admins or (v.epoch == 0 and v.creator == me)):
         raise PermissionError("only an admin changes the membership view")
     gu = content_mod.GroupUpdate(
-        id=pairwise.new_id(), ts=0, g=b64e(cid), epoch=v.epoch + 1,
+        id=pairwise.new_id(rng), ts=0, g=b64e(cid), epoch=v.epoch + 1,
         members=sorted(set(members) | {me}), admins=sorted(set(admins) | {me}), name=name,
     )  # fmt: skip
     _apply_view(st, v, gu)
@@ -213,7 +218,7 @@ def encrypt_message(
     out = []
     g = og.given[b64e(key.distribution_id)]
     for u, d in need:
-        msg = content_mod.Skdm(id=pairwise.new_id(), ts=now, skdm=skdm)
+        msg = content_mod.Skdm(id=pairwise.new_id(rng), ts=now, skdm=skdm)
         out.append(pairwise.encrypt(st, u, d, msg, now))
         g[dev_key(u, d)] = key.iteration
     envelope = sk.encrypt(key, content_mod.encode(c), now=now)
@@ -371,7 +376,7 @@ def rearm_key_requests(st: E2EState) -> None:
 
 
 def key_requests(
-    st: E2EState, now: int, min_interval_ms: int | None = None
+    st: E2EState, now: int, min_interval_ms: int | None = None, rng: Rng | None = None
 ) -> list[tuple[str, int, content_mod.Content]]:
     """skdm_req to each waiting message's sender device and key_req to our own other devices.
     -> [(user, device, content)] to send pairwise. A request can go unanswered (the other
@@ -399,12 +404,12 @@ def key_requests(
         rk = f"{cid_key(cid)}/{b64e(dist)}/{chain_id}"
         st.key_requests[rk] = KeyRequest(cid, sender, sender_device)
         if (sender, sender_device) != (st.own.user_id, st.own.device_id):
-            req = content_mod.SkdmReq(id=pairwise.new_id(), ts=now, g=cid_key(cid),
+            req = content_mod.SkdmReq(id=pairwise.new_id(rng), ts=now, g=cid_key(cid),
                                       dist=b64e(dist))  # fmt: skip
             out.append((sender, sender_device, req))
         for d in own_devices:
             kr = content_mod.KeyReq(
-                id=pairwise.new_id(), ts=now, group_id=cid_key(cid), distribution_id=b64e(dist),
+                id=pairwise.new_id(rng), ts=now, group_id=cid_key(cid), distribution_id=b64e(dist),
                 chain_id=chain_id, from_iteration=first,
             )  # fmt: skip
             out.append((st.own.user_id, d, kr))
@@ -412,7 +417,12 @@ def key_requests(
 
 
 def answer_skdm_req(
-    st: E2EState, user: str, device: int, req: content_mod.SkdmReq, now: int
+    st: E2EState,
+    user: str,
+    device: int,
+    req: content_mod.SkdmReq,
+    now: int,
+    rng: Rng | None = None,
 ) -> content_mod.Content | None:
     """The requester gets our key from the iteration it was given (or the current one if it is
     a device of a member that never got it): never earlier. None: not entitled."""
@@ -443,12 +453,17 @@ def answer_skdm_req(
                 skdm = state.skdm_at(max(it, state.first_iteration))
             except CryptoError:
                 return None
-            return content_mod.Skdm(id=pairwise.new_id(), ts=now, skdm=b64e(skdm.encode()))
+            return content_mod.Skdm(id=pairwise.new_id(rng), ts=now, skdm=b64e(skdm.encode()))
     return None
 
 
 def answer_key_req(
-    st: E2EState, user: str, device: int, req: content_mod.KeyReq, now: int
+    st: E2EState,
+    user: str,
+    device: int,
+    req: content_mod.KeyReq,
+    now: int,
+    rng: Rng | None = None,
 ) -> content_mod.Content | None:
     """§P.3: only to our OWN devices in our verified device list."""
     own = st.contacts.get(st.own.user_id)
@@ -469,7 +484,7 @@ def answer_key_req(
             skdm = state.skdm_at(max(req.from_iteration, state.first_iteration))
         except CryptoError:
             return None
-        return content_mod.KeyFwd(id=pairwise.new_id(), ts=now, skdm=b64e(skdm.encode()))
+        return content_mod.KeyFwd(id=pairwise.new_id(rng), ts=now, skdm=b64e(skdm.encode()))
     return None
 
 

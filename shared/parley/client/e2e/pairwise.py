@@ -9,8 +9,6 @@ fetches a fresh bundle, ``initiate``s and sends a ``derr`` content first.
 
 from __future__ import annotations
 
-import secrets
-
 from parley.client.e2e.identity import ik
 from parley.client.e2e.state import E2EState, ToDeviceOut, dev_key
 from parley.crypto import content as content_mod
@@ -18,7 +16,7 @@ from parley.crypto import sessions
 from parley.crypto.b64 import b64e
 from parley.crypto.bundle import VerifiedBundle
 from parley.crypto.errors import CryptoError, DuplicateMessage, MalformedMessage, NoSession
-from parley.crypto.keys import Rng
+from parley.crypto.keys import Rng, rng_or_default
 
 
 class ResetNeeded(Exception):
@@ -96,5 +94,6 @@ def decrypt(
         return None
 
 
-def new_id() -> str:
-    return b64e(secrets.token_bytes(16))
+def new_id(rng: Rng | None = None) -> str:
+    """A fresh content id (16 random bytes) from the injected ``rng``."""
+    return b64e(rng_or_default(rng)(16))
