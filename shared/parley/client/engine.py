@@ -30,16 +30,15 @@ opaque bytes here: the E2E layer above produces them.
 
 from __future__ import annotations
 
-import random as _random
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
 
 from parley.client import effects as fx
-from parley.client.backoff import backoff_delay
+from parley.client.backoff import backoff_delay, unit_random
 from parley.client.model import ConnectionState, Cursors, OutboxItem
+from parley.crypto.backend import random_bytes
 from parley.protocol import codec, frames
 from parley.protocol.errors import CloseCode, ErrorCode
 from parley.protocol.limits import HEARTBEAT_S, HELLO_TIMEOUT_S, HISTORY_PAGE_MAX
@@ -127,8 +126,8 @@ class ClientEngine:
         client_name: str = "parley",
         eager: bool = True,
         page: int = HISTORY_PAGE_MAX,
-        new_msg_id: Callable[[], str] = lambda: secrets.token_hex(16),
-        random: Callable[[], float] = _random.random,
+        new_msg_id: Callable[[], str] = lambda: random_bytes(16).hex(),
+        random: Callable[[], float] = lambda: unit_random(random_bytes),
         backoff: Callable[..., float] = backoff_delay,
         request_timeout: float = REQUEST_TIMEOUT_S,
         send_window: int = SEND_WINDOW,
