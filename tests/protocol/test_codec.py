@@ -118,3 +118,28 @@ def test_group_message_framing() -> None:
         with pytest.raises(EnvelopeError) as info:
             check_group_message(env, CID, 1024)
         assert info.value.code is code
+
+
+# --- deep nesting (msgspec raises RecursionError about 1,000 levels down) -------------------
+
+DEEP_REQUEST = bytes.fromhex("83a174a3726571a2696401a26f70") + b"\x91" * 1000 + b"\xc0"
+DEEP_HELLO = bytes.fromhex("82a174a568656c6c6fa5746f6b656e") + b"\x91" * 1000 + b"\xc0"
+
+
+@pytest.mark.parametrize("data", [DEEP_REQUEST, DEEP_HELLO, b"\x91" * 5000 + b"\xc0"])
+def test_deep_nesting_is_a_frame_error_on_both_sides(data: bytes) -> None:
+    with pytest.raises(FrameError) as client_side:
+        decode_client(data)
+    assert client_side.value.code == ErrorCode.BAD_FRAME
+    with pytest.raises(FrameError) as server_side:
+        decode_server(data)
+    assert server_side.value.code == ErrorCode.BAD_FRAME
+
+
+def test_a_field_above_its_length_limit_is_too_large_from_the_codec() -> None:
+    frame = Request(id=9, op=Send(conversation_id=CID, client_msg_id="m", envelope=b"x" * 8))
+    raw = msgspec.msgpack.decode(encode(frame))
+    raw["op"]["envelope"] = b"x" * (200 * 1024)
+    with pytest.raises(FrameError) as err:
+        decode_client(msgspec.msgpack.encode(raw))
+    assert err.value.code == ErrorCode.TOO_LARGE and err.value.request_id == 9

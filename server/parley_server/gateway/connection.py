@@ -15,7 +15,6 @@ per connection (the ASGI server's), no queue until one is needed.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -34,7 +33,6 @@ from parley_server.service.errors import ServiceError
 
 log = get_logger("parley.gateway")
 
-_LENGTH_LIMIT = re.compile(r"of length <= \d+")
 _FLUSH_GRACE_S = 5.0
 """How long a closing connection may take to flush its backlog and send its close frame."""
 
@@ -164,7 +162,17 @@ class Connection:
             while self.close_code is None:
                 data = await ws.receive_bytes()
                 self.last_rx = time.monotonic()
-                await self._handle(data)
+                try:
+                    await self._handle(data)
+                except Exception:
+                    # Never let a fault become the framework's undocumented 4500 close: log
+                    # it and answer ``internal``; the socket stays usable.
+                    log.exception(
+                        "frame_failed",
+                        user_id=self.session.user_id,
+                        device_id=self.session.device_id,
+                    )
+                    self._error(None, ErrorCode.INTERNAL, "internal server error")
         except WebSocketDisconnect as exc:
             # Our own close (sweep, overflow, revocation, shutdown) ends the receive too.
             if self.close_code is None:
@@ -175,10 +183,7 @@ class Connection:
         try:
             frame = decode_client(data)
         except FrameError as exc:
-            code = exc.code
-            if code == ErrorCode.INVALID and _LENGTH_LIMIT.search(exc.message):
-                code = ErrorCode.TOO_LARGE  # e.g. an envelope above MAX_ENVELOPE_BYTES
-            self._error(exc.request_id, code, exc.message)
+            self._error(exc.request_id, exc.code, exc.message)
             return
         if isinstance(frame, Request):
             await self._request(frame)
@@ -211,6 +216,7 @@ class Connection:
             "request_error",
             code=code.value,
             op=op,
+            reason=message[:200],
             user_id=self.session.user_id,
             device_id=self.session.device_id,
         )

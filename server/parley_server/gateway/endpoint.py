@@ -45,11 +45,13 @@ async def _handshake(socket: WebSocket[Any, Any, Any], app: App) -> tuple[Sessio
         return None
     except WebSocketDisconnect:
         return None
+    detail = ""
     try:
         hello = decode_client(data)
-    except FrameError:
-        hello = None
+    except FrameError as exc:
+        hello, detail = None, f"{exc.code.value}: {exc.message[:120]}"
     if not isinstance(hello, Hello):
+        log.info("ws_bad_hello", reason=detail or "not a hello")
         await _close(socket, CloseCode.PROTOCOL_ERROR, "first frame must be a hello")
         return None
     if hello.v != PROTOCOL_VERSION:
@@ -78,7 +80,12 @@ def make_ws_handler(app: App, hub: Hub) -> WebsocketRouteHandler:
             await _close(socket, CloseCode.GOING_AWAY, "server shutting down")
             return
         await socket.accept()
-        handshake = await _handshake(socket, app)
+        try:
+            handshake = await _handshake(socket, app)
+        except Exception:
+            log.exception("ws_handshake_failed")
+            await _close(socket, CloseCode.INTERNAL_ERROR, "internal server error")
+            return
         if handshake is None:
             return
         session, token = handshake

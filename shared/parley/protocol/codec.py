@@ -1,7 +1,14 @@
-"""msgpack codec for frames, with malformed input mapped to stable error codes."""
+"""msgpack codec for frames, with malformed input mapped to stable error codes.
+
+Every way a frame can fail to decode ends as a ``FrameError`` carrying its final code: not
+msgpack or not a frame (``bad_frame``), nested too deeply for the decoder (``bad_frame``; msgspec
+raises ``RecursionError`` about 1,000 levels down), a field above its length limit
+(``too_large``), any other wrong field (``invalid``), an unknown op (``unknown_op``).
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 import msgspec
@@ -25,6 +32,12 @@ class _Probe(msgspec.Struct):
 
 _probe_decoder = msgspec.msgpack.Decoder(_Probe)
 
+_LENGTH_LIMIT = re.compile(r"of length <= \d+")
+"""msgspec's wording for a value above its ``max_length`` (e.g. an envelope over
+MAX_ENVELOPE_BYTES): such a frame is ``too_large``, not ``invalid``."""
+
+TOO_DEEP = "frame nests too deeply"
+
 
 class FrameError(Exception):
     """A frame that could not be decoded. ``request_id`` is set when the frame carried one."""
@@ -46,6 +59,8 @@ def decode_server(data: bytes) -> ServerFrame:
         return cast(ServerFrame, _server_decoder.decode(data))
     except msgspec.DecodeError as exc:
         raise FrameError(ErrorCode.BAD_FRAME, str(exc)) from None
+    except RecursionError:
+        raise FrameError(ErrorCode.BAD_FRAME, TOO_DEEP) from None
 
 
 def decode_client(data: bytes) -> ClientFrame:
@@ -56,6 +71,9 @@ def decode_client(data: bytes) -> ClientFrame:
         raise _classify(data, str(exc)) from None
     except msgspec.DecodeError:
         raise FrameError(ErrorCode.BAD_FRAME, "frame is not valid msgpack") from None
+    except RecursionError:
+        # The probe would recurse as deep: such a frame's id cannot be read, so no id.
+        raise FrameError(ErrorCode.BAD_FRAME, TOO_DEEP) from None
 
 
 def _classify(data: bytes, detail: str) -> FrameError:
@@ -63,14 +81,20 @@ def _classify(data: bytes, detail: str) -> FrameError:
         probe = _probe_decoder.decode(data)
     except msgspec.DecodeError:
         return FrameError(ErrorCode.BAD_FRAME, "frame is not a msgpack map")
+    except RecursionError:
+        return FrameError(ErrorCode.BAD_FRAME, TOO_DEEP)
     rid = probe.id if isinstance(probe.id, int) and 0 <= probe.id <= 2**53 else None
     if probe.t != "req":
         if probe.t in ("hello", "ping", "bye"):
-            return FrameError(ErrorCode.INVALID, detail, rid)
+            return FrameError(_invalid_or_too_large(detail), detail, rid)
         return FrameError(ErrorCode.BAD_FRAME, f"unknown frame type {str(probe.t)[:32]!r}", rid)
     if rid is None:
         return FrameError(ErrorCode.INVALID, "request without a valid id", None)
     tag = probe.op.get("t") if isinstance(probe.op, dict) else None
     if not isinstance(tag, str) or tag not in OP_TAGS:
         return FrameError(ErrorCode.UNKNOWN_OP, f"unknown op {str(tag)[:32]!r}", rid)
-    return FrameError(ErrorCode.INVALID, detail, rid)
+    return FrameError(_invalid_or_too_large(detail), detail, rid)
+
+
+def _invalid_or_too_large(detail: str) -> ErrorCode:
+    return ErrorCode.TOO_LARGE if _LENGTH_LIMIT.search(detail) else ErrorCode.INVALID
