@@ -32,7 +32,9 @@ import msgspec
 from parley.client import effects as fx
 from parley.client.e2e import backup, device, directory, groups, identity, pairwise
 from parley.client.e2e import state as st_mod
-from parley.client.e2e.state import E2EState, PendingSend
+from parley.client.e2e.state import E2EState, PendingSend, SendStage
+from parley.client.message_state import MessageState
+from parley.client.model import ConnectionState
 from parley.client.tasks import stop_task
 from parley.crypto import content as content_mod
 from parley.crypto import devicelist, provisioning
@@ -73,15 +75,15 @@ class KeyDirectoryError(Exception):
 
 
 class MessageView(msgspec.Struct):
-    """One line of a conversation as the UI shows it. ``state``: ``decrypted``, ``waiting``
-    (key not here yet), ``failed``, or for our own unsent ones ``waiting_for_keys`` /
-    ``sending``."""
+    """One line of a conversation as the UI shows it. ``state``: ``DECRYPTED``, ``WAITING``
+    (key not here yet), ``FAILED``, or for our own unsent ones ``WAITING_FOR_KEYS`` /
+    ``SENDING``."""
 
     seq: int
     sender: str
     sender_device: int
     ts: int
-    state: str
+    state: MessageState
     content: content_mod.Content | None = None
     local_id: str = ""
 
@@ -414,10 +416,12 @@ class E2EClient:
         fut = self._sent.setdefault(local_id, asyncio.get_running_loop().create_future())
         return await asyncio.wait_for(asyncio.shield(fut), timeout)
 
-    def pending_state(self, local_id: str) -> str | None:
+    def pending_state(self, local_id: str) -> MessageState | None:
         for p in self.st.pending:
             if p.local_id == local_id:
-                return "waiting_for_keys" if p.stage == "waiting" else "sending"
+                if p.stage == SendStage.WAITING:
+                    return MessageState.WAITING_FOR_KEYS
+                return MessageState.SENDING
         return None
 
     async def flush(self) -> None:
@@ -428,7 +432,7 @@ class E2EClient:
                     await self._advance(p)
 
     async def _advance(self, p: PendingSend) -> None:
-        if p.stage == "waiting":
+        if p.stage == SendStage.WAITING:
             await self._refresh_members(p.conversation_id)
             targets = groups.target_devices(self.st, p.conversation_id)
             await self._ensure_sessions(targets)
@@ -439,14 +443,14 @@ class E2EClient:
                 self.save()
                 raise
             self.save()  # chain advanced: durable before the ciphertext leaves
-        if p.stage == "encrypted":
+        if p.stage == SendStage.ENCRYPTED:
             if p.to_device:
                 await self.client.request(ToDeviceSend(messages=[
                     ToDeviceMessage(t.user_id, t.device_id, t.body) for t in p.to_device
                 ]), 15)  # fmt: skip
-            p.stage, p.to_device = "skdm_sent", []
+            p.stage, p.to_device = SendStage.SKDM_SENT, []
             self.save()
-        if p.stage == "skdm_sent":
+        if p.stage == SendStage.SKDM_SENT:
             # the client_msg_id is the local id: the engine's outbox holds it durably once
             # send_message returns; a crash before "queued" is saved re-queues the same id,
             # which the outbox and the server deduplicate
@@ -455,7 +459,7 @@ class E2EClient:
                 p.conversation_id, p.envelope, track=False, client_msg_id=p.local_id,
                 created_ms=p.created_ms,
             )  # fmt: skip
-            p.stage = "queued"
+            p.stage = SendStage.QUEUED
             self.save()
 
     async def _refresh_members(self, cid: bytes) -> None:
@@ -594,7 +598,7 @@ class E2EClient:
                 fut = self._sent.get(n.client_msg_id)
                 if fut is not None and not fut.done():
                     fut.set_result(n.seq)
-        elif isinstance(n, fx.ConnectionChanged) and n.state.value == "online":
+        elif isinstance(n, fx.ConnectionChanged) and n.state is ConnectionState.ONLINE:
             await self.flush()
             groups.rearm_key_requests(self.st)  # chains the backoff gave up on: once more
             await self._send_due_key_requests()
@@ -717,13 +721,13 @@ class E2EClient:
     def _record(self, r: groups.Received | groups.Failed | st_mod.Waiting | None) -> None:
         if isinstance(r, groups.Received):
             self._store_view(r.conversation_id, MessageView(
-                r.seq, r.sender, r.sender_device, r.ts, "decrypted", r.content))  # fmt: skip
+                r.seq, r.sender, r.sender_device, r.ts, MessageState.DECRYPTED, r.content))  # fmt: skip
         elif isinstance(r, groups.Failed):
             self._store_view(r.conversation_id, MessageView(
-                r.seq, r.sender, r.sender_device, r.ts, "failed"))  # fmt: skip
+                r.seq, r.sender, r.sender_device, r.ts, MessageState.FAILED))  # fmt: skip
         elif isinstance(r, st_mod.Waiting):
             self._store_view(r.conversation_id, MessageView(
-                r.seq, r.sender, r.sender_device, r.ts, "waiting"))  # fmt: skip
+                r.seq, r.sender, r.sender_device, r.ts, MessageState.WAITING))  # fmt: skip
 
     def _retry_waiting(self) -> None:
         for r in groups.retry_waiting(self.st):
@@ -743,7 +747,7 @@ class E2EClient:
         out = [_views.decode(b) for b in self.storage.views(cid)]
         for p in self.st.pending:
             if p.conversation_id == cid:
-                state = self.pending_state(p.local_id) or "sending"
+                state = self.pending_state(p.local_id) or MessageState.SENDING
                 out.append(MessageView(0, self.user_id, self.device_id, p.created_ms, state,
                                        device.content_of(p), p.local_id))  # fmt: skip
         return out
@@ -753,7 +757,7 @@ class E2EClient:
         return [
             m.content.body
             for m in await self.messages(cid)
-            if m.state == "decrypted" and isinstance(m.content, content_mod.Text)
+            if m.state is MessageState.DECRYPTED and isinstance(m.content, content_mod.Text)
         ]
 
     async def wait_for(

@@ -8,7 +8,7 @@ import pytest
 
 from parley.client.e2e import backup, device, directory, groups, identity, pairwise
 from parley.client.e2e import state as st_mod
-from parley.client.e2e.state import E2EState
+from parley.client.e2e.state import E2EState, SendStage
 from parley.crypto import content as content_mod
 from parley.crypto.b64 import b64e
 from parley.crypto.backend import PWHASH_MEMLIMIT_MIN, PWHASH_OPSLIMIT_MIN
@@ -108,7 +108,7 @@ def test_missing_session_waits_and_nothing_is_encrypted(pair) -> None:  # type: 
     with pytest.raises(groups.MissingKeys) as e:
         device.prepare(a.st, p, NOW)
     assert e.value.devices == [("bob", 1)]
-    assert p.stage == "waiting" and p.envelope == b"" and b"hold" not in st_mod.dumps(
+    assert p.stage is SendStage.WAITING and p.envelope == b"" and b"hold" not in st_mod.dumps(
         a.st).replace(p.content, b"")  # fmt: skip
     assert a.st.outbound == {}
 

@@ -8,7 +8,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from parley.client import ClientEngine
+from parley.client import ClientEngine, ConnectionState
 from parley.client import effects as fx
 from parley.protocol.records import Message
 from parley_client import Client, HttpAccounts, SqliteLocalStore
@@ -86,8 +86,8 @@ async def test_two_users_two_devices_send_receive_and_resync(
         await a2.wait_online(T)
         seen = [states.get_nowait() for _ in range(states.qsize())]
         online = [x for x in seen if isinstance(x, fx.ConnectionChanged)]
-        assert [x.state.value for x in online][-1] == "online"
-        assert any(x.state.value == "disconnected" for x in online)
+        assert [x.state for x in online][-1] is ConnectionState.ONLINE
+        assert any(x.state is ConnectionState.DISCONNECTED for x in online)
         for c in clients:
             await assert_local_matches_server(c, a1, conv)
     finally:
@@ -173,7 +173,7 @@ async def test_bad_token_stops_instead_of_reconnecting(
         assert c.engine.attempt == 0  # no reconnect attempt was counted
         seen = [q.get_nowait() for _ in range(q.qsize())]
         assert not any(
-            isinstance(n, fx.ConnectionChanged) and n.state.value == "online" for n in seen
+            isinstance(n, fx.ConnectionChanged) and n.state is ConnectionState.ONLINE for n in seen
         )
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import msgspec
 
+from parley.client.message_state import MessageState
+
 
 class Row(msgspec.Struct, omit_defaults=True):
-    """One line of a conversation. ``state``: ``decrypted``, ``waiting`` (key not here yet),
-    ``failed`` (can never decrypt), ``system`` (membership), ``recalled``."""
+    """One line of a conversation. ``state``: ``DECRYPTED``, ``WAITING`` (key not here yet),
+    ``FAILED`` (can never decrypt), ``SYSTEM`` (membership), ``RECALLED``."""
 
     seq: int
     sender: str
     ts: int
-    state: str
+    state: MessageState
     text: str = ""
     device: int = 0
     quote: str = ""  # a reply: the start of the text it answers
@@ -45,13 +47,13 @@ class Ref(msgspec.Struct):
 
 
 class Outgoing(msgspec.Struct):
-    """Our own message not yet stored by the server: ``sending``, ``waiting_for_keys``,
-    ``failed`` (with a retry)."""
+    """Our own message not yet stored by the server: ``SENDING``, ``WAITING_FOR_KEYS``,
+    ``FAILED`` (with a retry)."""
 
     local_id: str
     text: str
     ts: int
-    state: str
+    state: MessageState
     reason: str = ""
 
 

@@ -27,6 +27,7 @@ from parley.client import effects as fx
 from parley.client.e2e import device, directory, groups, identity, pairwise
 from parley.client.e2e import state as st_mod
 from parley.client.e2e.state import E2EState, PendingSend
+from parley.client.model import ConnectionState
 from parley.client.session import RequestError, Session
 from parley.crypto import content as content_mod
 from parley.crypto.errors import CryptoError
@@ -425,7 +426,7 @@ class Messenger:
                 if self.st.waiting:  # never "unable to decrypt" forever: ask again
                     with contextlib.suppress(KeyDirectoryError, CryptoError, RequestError):
                         await self.retry_requests(int(REQUEST_RETRY_S * 1000))
-                if self.st.pending and self.session.state.value == "online":
+                if self.st.pending and self.session.state is ConnectionState.ONLINE:
                     await self.flush()
                 continue
             try:
@@ -472,7 +473,7 @@ class Messenger:
                 chat.left = True
                 await self._save_chat(chat)
                 self._emit("chats", n.conversation_id)
-        elif isinstance(n, fx.ConnectionChanged) and n.state.value == "online":
+        elif isinstance(n, fx.ConnectionChanged) and n.state is ConnectionState.ONLINE:
             if not self.ready:
                 with contextlib.suppress(KeyDirectoryError):
                     await self.publish_keys()

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from parley.client import effects as fx
+from parley.client.message_state import MessageState
 from parley.client.session import RequestError
 from parley.protocol.records import Message, ReadPosition
 from parley_client.cli import render
@@ -109,7 +110,7 @@ def send(ctx: Ctx, target: str, text: str) -> None:
             cid = await resolve(client, _account(ctx), names, target)
             names.save()
             local_id = await client.send_text(cid, text)
-            if client.pending_state(local_id) == "waiting_for_keys":
+            if client.pending_state(local_id) is MessageState.WAITING_FOR_KEYS:
                 # nothing left the device: it could not be encrypted for every recipient
                 raise CliError(
                     "queued but not sent: a recipient has no encryption keys yet (they must "
@@ -283,7 +284,7 @@ async def _send_lines(
                 raise CliError("refusing to send an empty message")
             cid = await resolve(client, api, names, to)
             local_id = await client.send_text(cid, text)
-            if client.pending_state(local_id) == "waiting_for_keys":
+            if client.pending_state(local_id) is MessageState.WAITING_FOR_KEYS:
                 raise CliError("queued but not sent: a recipient has no encryption keys yet")
             seq = await client.wait_sent(local_id, SEND_TIMEOUT_S)
             done.setdefault(cid, set()).add(seq)  # not echoed as a new message
@@ -336,7 +337,7 @@ async def _emit_new(
 ) -> None:
     seen = done.setdefault(cid, set())
     for m in await client.messages(cid):
-        if m.seq <= base or m.seq in seen or m.state == "waiting":
+        if m.seq <= base or m.seq in seen or m.state is MessageState.WAITING:
             continue  # a message waiting for its key is printed once it decrypts
         seen.add(m.seq)
         row = as_dict(cid, m, names)

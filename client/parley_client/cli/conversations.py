@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from parley.client.message_state import MessageState
 from parley.crypto import content as content_mod
 from parley.protocol.ops import Conversation, ConversationPage, ConvGet, ConvList
 from parley.protocol.records import ConversationInfo, Message
@@ -106,10 +107,10 @@ def as_dict(cid: bytes, m: MessageView, names: Names) -> dict[str, Any]:
         "sender_device": m.sender_device,
     }
     c = m.content
-    if m.state == "failed":
+    if m.state is MessageState.FAILED:
         d["type"] = "undecryptable"
-    elif m.state != "decrypted" or c is None:
-        d["type"] = m.state  # waiting (key not here yet), waiting_for_keys / sending (ours)
+    elif m.state is not MessageState.DECRYPTED or c is None:
+        d["type"] = str(m.state)  # waiting (key not here yet), waiting_for_keys / sending (ours)
     elif isinstance(c, content_mod.Text):
         d.update(type="text", text=c.body, id=c.id)
     elif isinstance(c, content_mod.Att):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from parley.client.e2e import directory, groups, pairwise
-from parley.client.e2e.state import E2EState, PendingSend
+from parley.client.e2e.state import E2EState, PendingSend, SendStage
 from parley.crypto import content as content_mod
 from parley.crypto import sender_keys as sk
 from parley.crypto.b64 import b64d, b64e
@@ -89,14 +89,14 @@ def queue(st: E2EState, cid: bytes, c: content_mod.Content, now: int) -> Pending
 def prepare(st: E2EState, p: PendingSend, now: int, rng: Rng | None = None) -> None:
     """waiting -> encrypted: SKDMs and the envelope are made (state mutated: persist next).
     Raises groups.MissingKeys (still waiting) or SendingBlocked."""
-    if p.stage != "waiting":
+    if p.stage != SendStage.WAITING:
         return
     v = groups.view(st, p.conversation_id)
     if v is not None:
         directory.require_may_send(st, v.members)
     c = _dec(p.content)
     out, env = groups.encrypt_message(st, p.conversation_id, c, now, rng)
-    p.to_device, p.envelope, p.stage, p.reason = out, env, "encrypted", ""
+    p.to_device, p.envelope, p.stage, p.reason = out, env, SendStage.ENCRYPTED, ""
 
 
 def content_of(p: PendingSend) -> content_mod.Content:

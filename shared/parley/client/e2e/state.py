@@ -12,6 +12,8 @@ never in anything the server receives.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import msgspec
 
 from parley.crypto.b64 import b64e
@@ -103,16 +105,23 @@ class ToDeviceOut(msgspec.Struct, frozen=True):
     body: bytes
 
 
+class SendStage(StrEnum):
+    """How far a ``PendingSend`` got; persisted as the plain string."""
+
+    WAITING = "waiting"  # keys missing: NOTHING left the device
+    ENCRYPTED = "encrypted"  # envelope + SKDMs made and state persisted
+    SKDM_SENT = "skdm_sent"  # the SKDMs went out pairwise
+    QUEUED = "queued"  # handed to the engine's outbox as ``client_msg_id``
+
+
 class PendingSend(msgspec.Struct):
-    """A content on its way out. ``stage``: ``waiting`` (keys missing: NOTHING left the
-    device), ``encrypted`` (envelope + SKDMs made and state persisted), ``skdm_sent``,
-    ``queued`` (handed to the engine's outbox as ``client_msg_id``), ``sent`` (has a seq)."""
+    """A content on its way out, at ``stage`` (see ``SendStage``)."""
 
     local_id: str
     conversation_id: bytes
     content: bytes  # content JSON (local only)
     created_ms: int
-    stage: str = "waiting"
+    stage: SendStage = SendStage.WAITING
     envelope: bytes = b""
     to_device: list[ToDeviceOut] = msgspec.field(default_factory=list)
     client_msg_id: str = ""
