@@ -23,20 +23,13 @@ from parley_server.gateway.hub import Hub
 from parley_server.logging import get_logger
 from parley_server.service.context import Services, now_ms
 from parley_server.service.dispatch import App
-from parley_server.store.base import Store
+from parley_server.store.stores import Stores, build_stores
 from parley_server.webassets import web_routes
 
 log = get_logger("parley.app")
 
 IDEMPOTENCY_KEEP_MS = 7 * 24 * 3600 * 1000
 """Send retries older than this may append again (matches the SQLite engine's own TTL)."""
-
-
-def default_store(settings: Settings) -> Store:
-    from parley_server.store.sqlite import SqliteStore
-
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    return SqliteStore(settings.data_path / "parley.db")
 
 
 async def _expire_loop(app: App) -> None:
@@ -46,11 +39,8 @@ async def _expire_loop(app: App) -> None:
             n = await app.to_device.expire()
             if n:
                 log.info("to_device_expired", count=n)
-            # Engine-specific housekeeping outside the Store interface (SQLite: old send
-            # idempotency keys).
-            expire_idem = getattr(app.services.store, "expire_idempotency", None)
-            if expire_idem is not None:
-                await expire_idem(now_ms() - IDEMPOTENCY_KEEP_MS)
+            # old send idempotency keys (a no-op where they expire by themselves)
+            await app.services.store.expire_idempotency(now_ms() - IDEMPOTENCY_KEEP_MS)
         except Exception:
             log.exception("to_device_expire_failed")
         await asyncio.sleep(every)
@@ -58,21 +48,21 @@ async def _expire_loop(app: App) -> None:
 
 def create_app(
     settings: Settings,
-    store: Store | None = None,
+    stores: Stores | None = None,
     broker: Broker | None = None,
     hub: Hub | None = None,
 ) -> Litestar:
-    store = store or default_store(settings)
+    stores = stores or build_stores(settings)
     broker = broker or LocalBroker()
     hub = hub or Hub()
-    parley = App(Services(store=store, broker=broker, settings=settings))
+    parley = App(Services(stores=stores, broker=broker, settings=settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await store.open()
+        await stores.open()
         await broker.start()
         expiry = asyncio.create_task(_expire_loop(parley))
-        log.info("started", data_dir=str(settings.data_path.resolve()))
+        log.info("started", store=stores.engine, data_dir=str(settings.data_path.resolve()))
         try:
             yield
         finally:
@@ -81,7 +71,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await expiry
             await broker.stop()
-            await store.close()
+            await stores.close()
             log.info("stopped")
 
     return Litestar(

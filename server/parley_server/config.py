@@ -70,6 +70,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     presence_tick_s: float = 1.0
     """How often the presence flusher sends what is due (batched per watcher)."""
 
+    # --- operations ------------------------------------------------------------------------
+    metrics_port: int = 0
+    """Serve Prometheus ``/metrics`` on this port (0: off). Never on the public listener."""
+    metrics_host: str = "127.0.0.1"
+    """Interface of the metrics listener (``0.0.0.0`` in a container scraped from outside)."""
+    registration: str = "open"
+    """Default registration mode, ``open`` | ``invite`` | ``closed``, until an operator sets one
+    with ``parley admin registration`` (stored; the stored mode wins)."""
+    invite_ttl_s: float = 7 * 24 * 3600.0
+    """How long an invite made by ``parley admin invite create`` stays usable."""
+    admin_poll_s: float = 2.0
+    """How often the server reads the accounts an operator disabled or deleted (and closes
+    their sockets, close code 4004)."""
+    public_url: str = ""
+    """The URL users reach (``https://chat.example.org``): used in invite links."""
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)

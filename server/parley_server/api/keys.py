@@ -23,7 +23,6 @@ from parley_server.service.context import Session
 from parley_server.service.dispatch import App
 from parley_server.service.errors import ServiceError
 from parley_server.service.keys import Keys
-from parley_server.store.keydir import KeyDirectory
 
 KEY_STATUS: dict[ErrorCode, int] = {
     ErrorCode.BAD_SIGNATURE: 400,
@@ -40,15 +39,7 @@ UserIdPath = Annotated[str, Parameter(min_length=1, max_length=64)]
 
 
 def make_keys(app: App) -> Keys:
-    """The key service for this app's store (the key directory shares the store's engine)."""
-    from parley_server.store.sqlite import SqliteStore
-    from parley_server.store.sqlite_keydir import SqliteKeyDirectory
-
-    store = app.services.store
-    if not isinstance(store, SqliteStore):
-        raise TypeError(f"no key directory engine for {type(store).__name__}")
-    directory: KeyDirectory = SqliteKeyDirectory(store)
-    return Keys(app.services, directory)
+    return Keys(app.services, app.services.stores.keys)
 
 
 def provide_keys(state: State) -> Keys:

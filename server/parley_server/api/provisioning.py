@@ -30,14 +30,7 @@ ProvIdPath = Annotated[str, Parameter(pattern="^[0-9a-f]{32}$")]
 
 
 def make_provisioning(app: App) -> Provisioning:
-    """The relay on this app's store (its table lives in the SQLite store's file)."""
-    from parley_server.store.sqlite import SqliteStore
-    from parley_server.store.sqlite_provisioning import SqliteProvisioning
-
-    store = app.services.store
-    if not isinstance(store, SqliteStore):
-        raise TypeError(f"no provisioning table for {type(store).__name__}")
-    return Provisioning(app.services, SqliteProvisioning(store))
+    return Provisioning(app.services, app.services.stores.provisioning)
 
 
 def provide_provisioning(state: State) -> Provisioning:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from parley_server.config import Settings
 from parley_server.fanout.base import Broker
 from parley_server.store.base import Store
+from parley_server.store.stores import Stores
 
 
 def now_ms() -> int:
@@ -24,6 +25,11 @@ class Session:
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    store: Store
+    stores: Stores
     broker: Broker
     settings: Settings
+
+    @property
+    def store(self) -> Store:
+        """The core domains (accounts, conversations, events, to-device)."""
+        return self.stores.main

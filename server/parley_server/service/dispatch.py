@@ -21,20 +21,8 @@ from parley_server.service.social import Social
 from parley_server.service.sync import Sync
 from parley_server.service.to_device import ToDevice
 from parley_server.service.typing import TypingRelay
-from parley_server.store.base import Store
-from parley_server.store.social import SocialStore
 
 Handler = Callable[[Session, Any, Subscriber | None], Awaitable[Result]]
-
-
-def make_social_store(store: Store) -> SocialStore:
-    """The social tables live in the store's own engine."""
-    from parley_server.store.sqlite import SqliteStore
-    from parley_server.store.sqlite_social import SqliteSocialStore
-
-    if not isinstance(store, SqliteStore):
-        raise TypeError(f"no social store engine for {type(store).__name__}")
-    return SqliteSocialStore(store)
 
 
 class App:
@@ -42,7 +30,7 @@ class App:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.social_store = make_social_store(services.store)
+        self.social_store = services.stores.social
         self.accounts = Accounts(services)
         self.conversations = Conversations(services, self.social_store)
         self.messages = Messages(services, self.conversations)

@@ -26,11 +26,11 @@ from parley_server.service.accounts import hash_token
 from parley_server.service.context import Services, Session, now_ms
 from parley_server.service.errors import ServiceError
 from parley_server.service.ratelimit import SlidingWindow
-from parley_server.store.sqlite_provisioning import (
+from parley_server.store.provisioning import (
     ProvClaimed,
     ProvExists,
+    ProvisioningStore,
     ProvRow,
-    SqliteProvisioning,
 )
 
 log = get_logger("parley.provisioning")
@@ -41,7 +41,7 @@ def _expired(msg: str) -> ServiceError:
 
 
 class Provisioning:
-    def __init__(self, services: Services, table: SqliteProvisioning) -> None:
+    def __init__(self, services: Services, table: ProvisioningStore) -> None:
         self.s = services
         self.table = table
         cfg = services.settings

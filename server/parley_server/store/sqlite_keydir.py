@@ -1,6 +1,6 @@
-"""The SQLite engine of the ``KeyDirectory``: tables in the ``SqliteStore``'s own database file.
+"""The SQLite engine of the ``KeyDirectory``: tables in the ``SqliteDatabase``'s own database file.
 
-It writes through the store's single writer thread (``SqliteStore.write_job``: one job per
+It writes through the store's single writer thread (``SqliteDatabase.transaction``: one job per
 method, group commit, savepoint per job) and reads through its read connection on the event
 loop, so there is still one writer per file. Every check-and-set (IK pinning, AIK pinning,
 version increase, OPK pop, lowest-iteration-wins) runs inside one writer job: the writer runs
@@ -37,7 +37,7 @@ from parley_server.store.keydir import (
     TooManyBackupRecords,
     TooManyPreKeys,
 )
-from parley_server.store.sqlite import SqliteStore
+from parley_server.store.sqlite_db import SqliteDatabase
 
 KEYDIR_SCHEMA_VERSION = 1
 
@@ -115,10 +115,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 
 class SqliteKeyDirectory(KeyDirectory):
-    """``KeyDirectory`` sharing a ``SqliteStore``'s file and writer thread. Open the store first;
+    """``KeyDirectory`` sharing a ``SqliteDatabase``'s file and writer thread. Open the store first;
     the store's ``close()`` ends both."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqliteDatabase) -> None:
         self._store = store
         self._ready = False
         self._lock = asyncio.Lock()
@@ -128,13 +128,13 @@ class SqliteKeyDirectory(KeyDirectory):
             return
         async with self._lock:
             if not self._ready:
-                await self._store.write_job(_migrate)
+                await self._store.transaction("keydir.migrate", _migrate)
                 self._ready = True
 
     async def close(self) -> None:
         self._ready = False
 
-    async def _w(self) -> SqliteStore:
+    async def _w(self) -> SqliteDatabase:
         await self.open()
         return self._store
 
@@ -205,7 +205,7 @@ class SqliteKeyDirectory(KeyDirectory):
                 )
             return int(count + added)
 
-        return await (await self._w()).write_job(job)
+        return await (await self._w()).transaction("keydir.upload_keys", job)
 
     async def device_keys(self, user_id: str, device_id: int) -> DeviceKeysRow | None:
         r = (
@@ -268,7 +268,7 @@ class SqliteKeyDirectory(KeyDirectory):
 
         if not wanted:
             return []
-        return await (await self._w()).write_job(job)
+        return await (await self._w()).transaction("keydir.take_bundles", job)
 
     # --- signed device lists -------------------------------------------------------------------
     async def device_list(self, user_id: str) -> DeviceListRow | None:
@@ -306,7 +306,7 @@ class SqliteKeyDirectory(KeyDirectory):
             )
             return row
 
-        return await (await self._w()).write_job(job)
+        return await (await self._w()).transaction("keydir.put_device_list", job)
 
     # --- key backup ----------------------------------------------------------------------------
     async def create_backup(
@@ -338,7 +338,7 @@ class SqliteKeyDirectory(KeyDirectory):
                 user_id, version, algorithm, check, salt, opslimit, memlimit, now, 0
             )
 
-        return await (await self._w()).write_job(job)
+        return await (await self._w()).transaction("keydir.create_backup", job)
 
     async def backup_version(self, user_id: str) -> BackupVersionRow | None:
         r = (
@@ -408,7 +408,7 @@ class SqliteKeyDirectory(KeyDirectory):
                 )
             return BackupPutResult(stored, kept, count + added)
 
-        return await (await self._w()).write_job(job)
+        return await (await self._w()).transaction("keydir.put_backup_records", job)
 
     async def backup_records(
         self, user_id: str, version: int, conversation_ids: Sequence[bytes]

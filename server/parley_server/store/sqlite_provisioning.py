@@ -1,7 +1,7 @@
 """The device-linking relay's table (``prov_requests``) in the ``SqliteStore``'s own file.
 
 Like ``sqlite_keydir``: writes go through the store's single writer thread
-(``SqliteStore.write_job``, one job per method, so every check-and-set is atomic), reads through
+(``SqliteDatabase.transaction``, one job per method, so every check-and-set is atomic), reads through
 its read connection on the event loop. The table is created on first use and has no foreign
 keys into the store's tables. A row lives for the linking window (plus a day, so a late use
 still gets ``link_expired`` rather than ``not_found``), then a later registration deletes it.
@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from dataclasses import dataclass
 
-from parley_server.store.sqlite import SqliteStore
+from parley_server.store.provisioning import (
+    KEEP_EXPIRED_MS,
+    ProvClaimed,
+    ProvExists,
+    ProvisioningStore,
+    ProvRow,
+)
+from parley_server.store.sqlite_db import SqliteDatabase
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS prov_requests (
@@ -28,25 +34,6 @@ CREATE TABLE IF NOT EXISTS prov_requests (
 ) WITHOUT ROWID
 """
 
-KEEP_EXPIRED_MS = 24 * 3600 * 1000
-
-
-@dataclass(frozen=True, slots=True)
-class ProvRow:
-    prov_id: bytes
-    expires: int
-    user_id: str | None
-    sealed: bytes | None
-    used: bool
-
-
-class ProvExists(Exception):
-    """That prov_id is already registered."""
-
-
-class ProvClaimed(Exception):
-    """That prov_id belongs to another user's link (or has its sealed box already)."""
-
 
 def _row(r: tuple[bytes, int, str | None, bytes | None, int] | None) -> ProvRow | None:
     if r is None:
@@ -57,8 +44,8 @@ def _row(r: tuple[bytes, int, str | None, bytes | None, int] | None) -> ProvRow 
 _COLS = "prov_id, expires, user_id, sealed, used"
 
 
-class SqliteProvisioning:
-    def __init__(self, store: SqliteStore) -> None:
+class SqliteProvisioning(ProvisioningStore):
+    def __init__(self, store: SqliteDatabase) -> None:
         self._store = store
         self._ready = False
         self._lock = asyncio.Lock()
@@ -68,7 +55,9 @@ class SqliteProvisioning:
             return
         async with self._lock:
             if not self._ready:
-                await self._store.write_job(lambda conn: conn.execute(_SCHEMA))
+                await self._store.transaction(
+                    "provisioning.schema", lambda conn: conn.execute(_SCHEMA)
+                )
                 self._ready = True
 
     async def register(self, prov_id: bytes, now: int, expires: int) -> None:
@@ -83,7 +72,7 @@ class SqliteProvisioning:
                 (prov_id, now, expires),
             )
 
-        await self._store.write_job(job)
+        await self._store.transaction("provisioning.register", job)
 
     async def get(self, prov_id: bytes) -> ProvRow | None:
         await self._open()
@@ -119,7 +108,7 @@ class SqliteProvisioning:
                 (user_id, token_hash, prov_id),
             )
 
-        await self._store.write_job(job)
+        await self._store.transaction("provisioning.set_token", job)
 
     async def put_sealed(self, prov_id: bytes, user_id: str, sealed: bytes) -> None:
         await self._open()
@@ -132,7 +121,7 @@ class SqliteProvisioning:
                 raise ProvClaimed
             conn.execute("UPDATE prov_requests SET sealed = ? WHERE prov_id = ?", (sealed, prov_id))
 
-        await self._store.write_job(job)
+        await self._store.transaction("provisioning.put_sealed", job)
 
     async def use_token(self, token_hash: bytes) -> ProvRow | None:
         """Mark the token's row used (and drop the sealed box) in one step; returns the row as
@@ -150,4 +139,4 @@ class SqliteProvisioning:
                 )
             return _row(r)
 
-        return await self._store.write_job(job)
+        return await self._store.transaction("provisioning.use_token", job)

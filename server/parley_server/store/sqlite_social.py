@@ -1,6 +1,6 @@
-"""The SQLite engine of the ``SocialStore``: tables of schema v2 in the ``SqliteStore``'s file.
+"""The SQLite engine of the ``SocialStore``: tables of schema v2 in the ``SqliteDatabase`` of the ``SqliteStore``.
 
-Writes go through the store's single writer thread (``SqliteStore.write_job``), so every
+Writes go through the store's single writer thread (``SqliteDatabase.transaction``, one named transaction per method), so every
 check-and-set (a request meeting a reverse request, a block racing an accept, a monotonic read
 mark, a recall) is one transaction; reads use the store's read connection on the event loop.
 """
@@ -41,7 +41,8 @@ from parley_server.store.social import (
     SocialStore,
     TooManyPending,
 )
-from parley_server.store.sqlite import SqliteStore
+from parley_server.store.sqlite_db import SqliteDatabase
+from parley_server.store.sqlite_events import append_events_txn
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_entry = msgspec.msgpack.Decoder(EntryBody).decode
@@ -101,7 +102,7 @@ def _connect(conn: sqlite3.Connection, a: str, b: str, now: int) -> list[tuple[s
 
 
 class SqliteSocialStore(SocialStore):
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqliteDatabase) -> None:
         self.store = store
 
     @property
@@ -145,7 +146,7 @@ class SqliteSocialStore(SocialStore):
             ).fetchone()
             return ProfileRow(r[0], r[1], bool(r[2]), bool(r[3]), bool(r[4]))
 
-        return await self.store.write_job(job)
+        return await self.store.transaction("social.set_profile", job)
 
     async def find_users(self, field: str, value: str, limit: int) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self._r.execute(_LOOKUP_SQL[field], (value, limit))]
@@ -187,7 +188,7 @@ class SqliteSocialStore(SocialStore):
             if _drop_request(conn, target, sender):  # they asked first: accept theirs
                 events = _closed(target, sender, FriendRequestOutcome.ACCEPTED)
                 events += _connect(conn, sender, target, now)
-                return RequestResult(True, SqliteStore._append_events(conn, events, now))
+                return RequestResult(True, append_events_txn(conn, events, now))
             if conn.execute(
                 "SELECT 1 FROM friend_requests WHERE from_user = ? AND to_user = ?",
                 (sender, target),
@@ -206,9 +207,9 @@ class SqliteSocialStore(SocialStore):
                 (sender, FriendRequestOpened(user_id=target, incoming=False, note=note)),
                 (target, FriendRequestOpened(user_id=sender, incoming=True, note=note)),
             ]
-            return RequestResult(False, SqliteStore._append_events(conn, opened, now))
+            return RequestResult(False, append_events_txn(conn, opened, now))
 
-        return await self.store.write_job(job)
+        return await self.store.transaction("social.send_request", job)
 
     async def close_request(self, sender: str, target: str, outcome: str, now: int) -> Events:
         result = FriendRequestOutcome(outcome)
@@ -219,9 +220,9 @@ class SqliteSocialStore(SocialStore):
             events = _closed(sender, target, result)
             if result == FriendRequestOutcome.ACCEPTED:
                 events += _connect(conn, sender, target, now)
-            return SqliteStore._append_events(conn, events, now)
+            return append_events_txn(conn, events, now)
 
-        return await self.store.write_job(job)
+        return await self.store.transaction("social.close_request", job)
 
     async def list_requests(
         self, user_id: str, limit: int
@@ -278,9 +279,9 @@ class SqliteSocialStore(SocialStore):
                 (user_id, ContactRemoved(user_id=other)),
                 (other, ContactRemoved(user_id=user_id)),
             ]
-            return SqliteStore._append_events(conn, events, now)
+            return append_events_txn(conn, events, now)
 
-        return await self.store.write_job(job)
+        return await self.store.transaction("social.remove_contact", job)
 
     async def block(self, user_id: str, other: str, now: int) -> Events:
         def job(conn: sqlite3.Connection) -> Events:
@@ -303,9 +304,9 @@ class SqliteSocialStore(SocialStore):
             for a, b in ((user_id, other), (other, user_id)):
                 if _drop_request(conn, a, b):
                     events += _closed(a, b, FriendRequestOutcome.CANCELLED)
-            return SqliteStore._append_events(conn, events, now)
+            return append_events_txn(conn, events, now)
 
-        return await self.store.write_job(job)
+        return await self.store.transaction("social.block", job)
 
     async def unblock(self, user_id: str, other: str, now: int) -> Events:
         def job(conn: sqlite3.Connection) -> Events:
@@ -313,9 +314,9 @@ class SqliteSocialStore(SocialStore):
                 "DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?", (user_id, other)
             ).rowcount:
                 raise NotFound("not blocked")
-            return SqliteStore._append_events(conn, [(user_id, BlockChanged(other, False))], now)
+            return append_events_txn(conn, [(user_id, BlockChanged(other, False))], now)
 
-        return await self.store.write_job(job)
+        return await self.store.transaction("social.unblock", job)
 
     # --- read marks ------------------------------------------------------------------------------
     async def set_read(
@@ -335,9 +336,9 @@ class SqliteSocialStore(SocialStore):
                 (conversation_id, user_id, seq, now),
             )
             event = ReadPosition(conversation_id=conversation_id, seq=seq)
-            return seq, SqliteStore._append_events(conn, [(user_id, event)], now)
+            return seq, append_events_txn(conn, [(user_id, event)], now)
 
-        return await self.store.write_job(job)
+        return await self.store.transaction("social.set_read", job)
 
     async def read_marks(self, conversation_id: bytes) -> dict[str, int]:
         return {
@@ -421,10 +422,10 @@ class SqliteSocialStore(SocialStore):
             for s in also:
                 tombstone(conn, s)
             event = MessageRecalled(conversation_id=conversation_id, seq=seq, by=by, also=also)
-            events = SqliteStore._append_events(conn, [(u, event) for u in users], now)
+            events = append_events_txn(conn, [(u, event) for u in users], now)
             return RecallResult(entry, also, events, duplicate=False)
 
-        return await self.store.write_job(job)
+        return await self.store.transaction("social.recall", job)
 
 
 __all__ = ["SqliteSocialStore"]
