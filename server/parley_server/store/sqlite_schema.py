@@ -174,7 +174,29 @@ SELECT 1;
 
 # Attachments: blob records (owner, size, digest, state) and where each was sent.
 _V4 = """
-SELECT 1;
+-- one encrypted attachment blob; the object store holds its bytes under blob_id
+CREATE TABLE blobs (
+    blob_id   TEXT PRIMARY KEY,
+    owner     TEXT NOT NULL REFERENCES users(user_id),
+    size      INTEGER NOT NULL,
+    sha256    BLOB NOT NULL,
+    md5       BLOB,                     -- optional, for stores whose ETag is the MD5
+    kind      TEXT NOT NULL,
+    state     TEXT NOT NULL,            -- 'pending' | 'committed' | 'deleting'
+    created   INTEGER NOT NULL,
+    committed INTEGER
+) WITHOUT ROWID;
+CREATE INDEX blobs_by_owner ON blobs(owner, state);
+CREATE INDEX blobs_by_state ON blobs(state, created);
+
+-- the messages that carry a blob (from Send.blobs): who may download it
+CREATE TABLE blob_refs (
+    blob_id         TEXT NOT NULL,
+    conversation_id BLOB NOT NULL,
+    seq             INTEGER NOT NULL,
+    PRIMARY KEY (blob_id, conversation_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX blob_refs_by_entry ON blob_refs(conversation_id, seq);
 """
 
 # Operations: disabled accounts, registration mode and invites.
