@@ -18,6 +18,7 @@ const DEFAULT_DIRS = [
   "tests/sync",
   "tests/client",
   "tests/e2e_client",
+  "tests/calls",
 ];
 
 const t0 = performance.now();

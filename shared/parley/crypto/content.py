@@ -1,4 +1,4 @@
-"""Content layer (CRYPTO.md §5, §P.3): typed content JSON, padded to PAD_BLOCK.
+"""Content layer (docs/imv1.md §5, §P.3): typed content JSON, padded to PAD_BLOCK.
 
 Sender identity is NEVER taken from content: it is whoever's session or sender key
 decrypted it. Pairwise-only types arriving in a conversation (group) message are rejected.
@@ -22,6 +22,8 @@ from parley.crypto.constants import (
     THUMB_MAX,
 )
 from parley.crypto.errors import CryptoError, MalformedMessage
+
+CALL_SIG_MAX = 40 * 1024
 
 
 class _Base(
@@ -93,11 +95,41 @@ class KeyFwd(_Base, tag="key_fwd"):
     skdm: str
 
 
+class Call(_Base, tag="call"):
+    """Call signalling between two devices (``parley.client.call_signal`` JSON): pairwise only,
+    since SDP and ICE candidates carry IP addresses."""
+
+    sig: str
+
+
+class CallLog(_Base, tag="call_log"):
+    """The chat entry a caller posts after a call: ``outcome`` is ``completed`` (with
+    ``duration_ms``) or why it ended (``missed``, ``declined``, ``busy``, ``cancelled``,
+    ``failed``, ``hung_up``)."""
+
+    call: str
+    video: bool
+    outcome: str
+    duration_ms: int = 0
+
+
 Content = (
-    Text | Att | Skdm | SkdmReq | Sync | Derr | Reset | GroupUpdate | Receipt | KeyReq | KeyFwd
+    Text
+    | Att
+    | Skdm
+    | SkdmReq
+    | Sync
+    | Derr
+    | Reset
+    | GroupUpdate
+    | Receipt
+    | KeyReq
+    | KeyFwd
+    | Call
+    | CallLog
 )
 
-PAIRWISE_ONLY = (Skdm, SkdmReq, Sync, Derr, Reset, KeyReq, KeyFwd)
+PAIRWISE_ONLY = (Skdm, SkdmReq, Sync, Derr, Reset, KeyReq, KeyFwd, Call)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Content)
@@ -138,6 +170,12 @@ def validate(c: Content, *, _depth: int = 0) -> None:
             raise MalformedMessage("thumbnail too large")
         if c.att.size < 0 or c.att.blob_size < 0:
             raise MalformedMessage("bad attachment size")
+    elif isinstance(c, Call):
+        if not c.sig or len(c.sig) > CALL_SIG_MAX:
+            raise MalformedMessage("bad call signal size")
+    elif isinstance(c, CallLog):
+        if len(c.outcome) > 32 or c.duration_ms < 0 or len(c.call) > 64:
+            raise MalformedMessage("bad call entry")
     elif isinstance(c, Sync):
         if isinstance(c.content, Sync) or _depth:
             raise MalformedMessage("sync must wrap one non-sync content")
