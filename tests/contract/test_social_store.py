@@ -133,7 +133,7 @@ async def test_refs_and_recall(stores: tuple[SqliteStore, SqliteSocialStore]) ->
     assert not any(b"secret-envelope" in r[0] or b"edit-envelope" in r[0] for r in raw)
 
 
-async def test_v1_database_migrates_to_v2(tmp_path: Path) -> None:
+async def test_v1_database_migrates_to_current(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     for statement in _V1.split(";"):
@@ -163,6 +163,6 @@ async def test_v1_database_migrates_to_v2(tmp_path: Path) -> None:
         await store.close()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         conn.close()
