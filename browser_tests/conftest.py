@@ -1,7 +1,7 @@
 """Browser end-to-end fixtures: built assets, the real server, Debian's Chromium, guarded contexts.
 
 Every context logs its requests and the test fails if any request leaves loopback (the page must
-load every byte from the Parley server; BROWSER.md). Set ``PARLEY_E2E_URL`` to test an already
+load every byte from the Parley server; docs/browser.md). Set ``PARLEY_E2E_URL`` to test an already
 running server instead of starting one.
 """
 

@@ -24,8 +24,8 @@ document.getElementById("auth-form").addEventListener("submit", (event) => {
 
 // IndexedDB and WebCrypto helpers handed to Python as the module "parley_glue". They exist so
 // Python never has to hand a callback to an IDBRequest: every request's events are bound here
-// synchronously, and Python awaits plain Promises (BROWSER.md: issue all requests of a
-// transaction before the first await).
+// synchronously, and Python awaits plain Promises (docs/browser.md, "Pyodide runtime rules":
+// issue all requests of a transaction before the first await).
 const req = (r) => new Promise((resolve, reject) => {
   r.onsuccess = () => resolve(r.result);
   r.onerror = () => reject(r.error);

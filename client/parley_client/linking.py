@@ -1,4 +1,4 @@
-"""Device linking through the server's relay (CRYPTO.md §3.5, docs/protocol.md "Device
+"""Device linking through the server's relay (docs/imv1.md §3.5, docs/protocol.md "Device
 linking"): the HTTP calls of both sides, and the new device's wait for its sealed box.
 
 New device:   req, code = await register(...)   # show ``code`` (imlink:1:...)

@@ -53,7 +53,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_window_s: float = 300.0
     password_min_len: int = 10
     provisioning_ttl_s: float = 600.0
-    """Device-linking window (CRYPTO.md ``PROV_TTL``): a prov_id and its link token expire."""
+    """Device-linking window (docs/imv1.md §2 ``PROV_TTL``): a prov_id and its link token expire."""
     provisioning_ip_limit: int = 60
     """prov_id registrations plus unknown link tokens per client IP per ``login_window_s``."""
     argon2_opslimit: int = 2  # nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE

@@ -1,6 +1,7 @@
-"""Run the server under uvicorn with the settings SERVER.md measured as best for an IM server.
+"""Run the server under uvicorn with the settings measured as best for an IM server.
 
-sans-IO websockets, uvloop, httptools, no permessage-deflate, frames capped at MAX_FRAME_BYTES.
+sans-IO websockets, uvloop, httptools, no permessage-deflate, frames capped at MAX_FRAME_BYTES
+(why: docs/performance.md, "Server stack").
 On SIGINT/SIGTERM every socket first gets a Bye and a 1001 close, then uvicorn stops and the
 lifespan closes the store (flushing its writer). Imported only by ``parley serve``, so client
 commands don't pay for loading the server stack.

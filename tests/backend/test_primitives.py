@@ -17,7 +17,7 @@ from parley.crypto.errors import CryptoError
 
 h = bytes.fromhex
 
-# From /work/shared/design/imv1-vectors.json, section "keys".
+# From tests/crypto/imv1-vectors.json, section "keys".
 ALICE_IK_SEED = h("e1fffb8d58403352251c1d492ddc83d1a90ed9a514437db3cb1b75aed2d757d6")
 ALICE_IK_PUB = h("93240e042f5607778b8a0316ebf0c68703f169f6061d9bfa352b96e8590d9067")
 ALICE_IK_X25519_PUB = h("3b502022406dd3ca2e6eb8805630a355231d40edc2f6acf58162d9db2f9f2577")

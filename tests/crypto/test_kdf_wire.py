@@ -19,7 +19,7 @@ H = bytes.fromhex
 
 
 def test_rfc5869_a1() -> None:
-    # RFC 5869 Appendix A.1 (published test case; CRYPTO.md §12 lists it)
+    # RFC 5869 Appendix A.1 (published test case; docs/imv1.md §12 lists it)
     okm = hkdf(bytes([0x0B] * 22), H("000102030405060708090a0b0c"), H("f0f1f2f3f4f5f6f7f8f9"), 42)
     assert okm == H(
         "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"

@@ -1,4 +1,4 @@
-"""Device linking through the server's relay (CRYPTO.md §3.5, /api/v1/provisioning): a linked
+"""Device linking through the server's relay (docs/imv1.md §3.5, /api/v1/provisioning): a linked
 device is a device of the same user with the same account key, reads new messages and gets
 history by key forwarding; misuse gets stable codes (wrong user, reused or unknown token,
 expired window, too many registrations)."""

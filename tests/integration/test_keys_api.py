@@ -132,7 +132,7 @@ def _setup(
 
 
 def _verified(bundle: dict[str, Any], aik: Ed25519KeyPair) -> devicelist.DeviceList:
-    """Runs the four client checks of CRYPTO.md §3.4 (TOFU, nothing stored yet)."""
+    """Runs the four client checks of docs/imv1.md §3.4 (TOFU, nothing stored yet)."""
     vb = verify_bundle(
         msgspec.json.encode(bundle),
         user_id=bundle["user_id"],
@@ -501,7 +501,7 @@ def test_bundle_fetches_are_rate_limited_per_target(api: Api, server: ServerProc
 
 
 def test_protocol_limits_match_the_crypto_constants() -> None:
-    """parley.protocol.keys stays msgspec-only, so it repeats these CRYPTO.md §2 values."""
+    """parley.protocol.keys stays msgspec-only, so it repeats these docs/imv1.md §2 values."""
     from parley.crypto import constants
     from parley.protocol import keys as proto
 

@@ -3,7 +3,8 @@
 Requests are made through ``parley_glue`` (boot.js), which binds each request's events in JS
 and hands back a Promise: Python never gives IndexedDB a callback, so there is no proxy to
 leak. A transaction commits itself once it has no pending request and the page's code yields,
-so every method here issues ALL its requests before its first ``await`` (BROWSER.md).
+so every method here issues ALL its requests before its first ``await`` (docs/browser.md,
+"Pyodide runtime rules").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """WebSocket transport for the browser: bytes in, bytes out, over ``js.WebSocket``.
 
-Implements ``parley.client.interfaces.Transport`` (BROWSER.md): ``binaryType = "arraybuffer"``,
+Implements ``parley.client.interfaces.Transport`` (docs/browser.md): ``binaryType = "arraybuffer"``,
 every incoming message goes onto an ``asyncio.Queue`` as ``bytes``, outgoing frames are copied
 into a ``Uint8Array``. Reconnection policy belongs to the engine (``parley.client.session``).
 """

@@ -1,4 +1,4 @@
-"""Device linking (CRYPTO.md §3.5) through the server's relay: ``parley link`` on the new
+"""Device linking (docs/imv1.md §3.5) through the server's relay: ``parley link`` on the new
 device prints an ``imlink:1:...`` code and waits; ``parley link-accept CODE`` on a device that
 is already logged in sends it the account key (sealed to the code's key) and a one-time login.
 The new profile then holds the same account identity key: safety numbers stay the same."""

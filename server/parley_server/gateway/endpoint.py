@@ -1,7 +1,7 @@
 """The ``/ws`` handler: accept, authenticate the first frame (Hello), then run the session.
 
-Low-level Litestar ``@websocket`` on purpose (SERVER.md): we own the receive loop, decode
-msgpack ourselves and keep our own bounded send queue.
+Low-level Litestar ``@websocket`` on purpose (docs/performance.md, "Server stack"): we own the
+receive loop, decode msgpack ourselves and keep our own bounded send queue.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The server verifies what it can without any secret (signed prekey signatures under the
 uploaded IK, device-list signatures under the user's pinned AIK, anti-rollback, the device
 count, that listed devices are the user's live devices) so a buggy or hostile client cannot
-publish garbage; clients still run every check themselves (CRYPTO.md §3.4), since the server is
+publish garbage; clients still run every check themselves (docs/imv1.md §3.4), since the server is
 not trusted with identity. Identity always comes from the session: a device uploads its own keys
 and a user publishes its own list.
 """

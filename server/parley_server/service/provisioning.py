@@ -1,4 +1,4 @@
-"""Device linking relay (CRYPTO.md §3.5): the server carries a sealed ProvisionMessage from an
+"""Device linking relay (docs/imv1.md §3.5): the server carries a sealed ProvisionMessage from an
 existing device to a new one and lets the new one log in with a one-time link token.
 
 What the server learns: that some device asked to be linked (a random prov_id, from an IP) and

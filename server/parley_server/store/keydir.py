@@ -4,7 +4,7 @@ One interface, several engines (SQLite beside the ``Store`` now; others later). 
 storage and the atomic check-and-set rules that must not race (identity-key pinning, AIK
 pinning, device-list anti-rollback, one-time prekeys handed out at most once, lowest backup
 iteration wins); signature checks and authorization live in the service layer above
-(``service/keys.py``). Everything stored is public or sealed by the client (CRYPTO.md §10).
+(``service/keys.py``). Everything stored is public or sealed by the client (docs/imv1.md §10).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The host (the web shell in the browser, ``tests/pyodide/boot.mjs`` on Node) load
 ``libsodium-wrappers-sumo``, awaits ``sodium.ready`` and registers the instance with
 ``pyodide.registerJsModule("sodium", sodium)`` BEFORE any Parley module is imported.
 
-FFI rules (BROWSER.md, "The FFI"): a Python ``bytes`` reaches JS as a PyProxy, which
+FFI rules (docs/browser.md, "Pyodide runtime rules"): a Python ``bytes`` reaches JS as a PyProxy, which
 libsodium rejects, so every byte argument is copied into a fresh ``Uint8Array`` with
 ``to_js``; results come back with ``Uint8Array.to_bytes()``. Every crossing costs about 5 us,
 so the JS functions are looked up once, here, and each primitive does only the crossings it

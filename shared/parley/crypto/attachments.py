@@ -1,4 +1,4 @@
-"""Attachments (CRYPTO.md §8): secretstream chunks, Padmé padding, digest check first."""
+"""Attachments (docs/imv1.md §8): secretstream chunks, Padmé padding, digest check first."""
 
 from __future__ import annotations
 

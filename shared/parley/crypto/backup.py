@@ -1,4 +1,4 @@
-"""Key backup (CRYPTO.md §13, §P.4): recovery key / passphrase, version record with check,
+"""Key backup (docs/imv1.md §13, §P.4): recovery key / passphrase, version record with check,
 per-record encryption of inbound sender-key states. Sessions are NEVER backed up (§4.2)."""
 
 from __future__ import annotations

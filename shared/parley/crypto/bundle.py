@@ -1,4 +1,4 @@
-"""Key bundles (CRYPTO.md §3.4): JSON form and the four client checks, in order."""
+"""Key bundles (docs/imv1.md §3.4): JSON form and the four client checks, in order."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""IMv1 constants (CRYPTO.md §2 and §P.1). Durations are in milliseconds."""
+"""IMv1 constants (docs/imv1.md §2 and §P.1). Durations are in milliseconds."""
 
 from __future__ import annotations
 

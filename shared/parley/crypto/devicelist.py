@@ -1,4 +1,4 @@
-"""Signed device list (CRYPTO.md §3.3) with anti-rollback."""
+"""Signed device list (docs/imv1.md §3.3) with anti-rollback."""
 
 from __future__ import annotations
 

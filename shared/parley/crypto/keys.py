@@ -1,4 +1,4 @@
-"""Key pairs and key encodings (CRYPTO.md §0, §3.1)."""
+"""Key pairs and key encodings (docs/imv1.md §0, §3.1)."""
 
 from __future__ import annotations
 

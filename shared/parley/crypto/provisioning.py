@@ -1,4 +1,4 @@
-"""Device linking / provisioning (CRYPTO.md §3.5)."""
+"""Device linking / provisioning (docs/imv1.md §3.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Double Ratchet (Signal spec rev. 1 §3, CRYPTO.md §4.2), without header encryption.
+"""Double Ratchet (Signal spec rev. 1 §3, docs/imv1.md §4.2), without header encryption.
 
 State is a mutable msgspec Struct. ``decrypt`` is transactional: it works on a copy and
 commits only after the AEAD check passed, so any failure leaves the state byte-identical.

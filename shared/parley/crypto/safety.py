@@ -1,4 +1,4 @@
-"""Safety numbers, QR verification and TOFU trust states (CRYPTO.md §9)."""
+"""Safety numbers, QR verification and TOFU trust states (docs/imv1.md §9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sender Keys (CRYPTO.md §7) with Parley's rotation rules (§P.1, §P.3).
+"""Sender Keys (docs/imv1.md §7) with Parley's rotation rules (§P.1, §P.3).
 
 Every conversation message, 1:1 included, is ONE GroupMessage encrypted with the sender
 device's outbound sender key. Receivers keep up to MAX_SENDER_KEY_STATES inbound states per

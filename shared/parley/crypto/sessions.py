@@ -1,4 +1,4 @@
-"""Pairwise session management (CRYPTO.md §4.5, Sesame-style), per remote device.
+"""Pairwise session management (docs/imv1.md §4.5, Sesame-style), per remote device.
 
 Pairwise sessions carry to-device messages only (§P.2). One ``DeviceSessions`` record per
 remote device holds the active session and up to ARCHIVED_SESSIONS_MAX archived ones; our

@@ -1,4 +1,4 @@
-"""Wire formats (CRYPTO.md §4.3, §7.3): DRMessage, PreKeyMessage, GroupMessage framing.
+"""Wire formats (docs/imv1.md §4.3, §7.3): DRMessage, PreKeyMessage, GroupMessage framing.
 
 ``parse_group_header`` is what the server uses to validate a conversation message's framing
 (it checks structure only: it cannot and does not verify signatures or decrypt).

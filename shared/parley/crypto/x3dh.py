@@ -1,4 +1,4 @@
-"""X3DH key agreement (CRYPTO.md §4.1), Ed25519 identity keys via the birational map."""
+"""X3DH key agreement (docs/imv1.md §4.1), Ed25519 identity keys via the birational map."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Server-side framing check of conversation envelopes (IMv1 GroupMessage, CRYPTO.md §7.3).
+"""Server-side framing check of conversation envelopes (IMv1 GroupMessage, docs/imv1.md §7.3).
 
 The server never decrypts. It checks only what it can without keys: the version byte, the
 41-byte header, that the header's group_id is this conversation, room for a tag and the 64-byte

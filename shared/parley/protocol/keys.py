@@ -1,9 +1,9 @@
 """HTTP bodies (JSON) of the key directory: device keys, signed device lists, bundles, backup.
 
-Binary fields are RFC 4648 §5 base64url strings without padding (CRYPTO.md §0 ``b64``), as in
+Binary fields are RFC 4648 §5 base64url strings without padding (docs/imv1.md §0 ``b64``), as in
 the §3.4 bundle; msgspec checks their alphabet and length, the server additionally decodes them
 strictly (canonical form) before use. The server only stores and relays public keys, signed
-lists and opaque backup blobs: nothing here is secret (CRYPTO.md §10).
+lists and opaque backup blobs: nothing here is secret (docs/imv1.md §10).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from msgspec import Meta
 from parley.protocol.types import DeviceId, UserId
 
 OPK_BATCH = 100
-"""Most one-time prekeys in one upload (= CRYPTO.md ``OPK_BATCH``)."""
+"""Most one-time prekeys in one upload (= docs/imv1.md §2 ``OPK_BATCH``)."""
 
 OPK_LOW_WATER = 25
 """Below this many stored one-time prekeys a device should upload more (``OPK_LOW_WATER``)."""
@@ -25,7 +25,7 @@ OPK_MAX_STORED = 1000
 """Most one-time prekeys the server keeps per device; an upload beyond it is ``too_large``."""
 
 MAX_DEVICES = 10
-"""Most devices in a signed device list (= CRYPTO.md ``MAX_DEVICES``)."""
+"""Most devices in a signed device list (= docs/imv1.md §2 ``MAX_DEVICES``)."""
 
 BACKUP_ALGORITHM = "IMv1-backup-1"
 BACKUP_RECORDS_MAX = 256
@@ -51,7 +51,7 @@ Id16 = Annotated[str, Meta(min_length=22, max_length=22, pattern=r"^[A-Za-z0-9_-
 """A 16-byte id (conversation_id, distribution_id)."""
 
 DevListB64 = Annotated[str, Meta(min_length=1, max_length=1024, pattern=r"^[A-Za-z0-9_-]*$")]
-"""An encoded device list (CRYPTO.md §3.3; at most 10 devices -> well under 1 KiB)."""
+"""An encoded device list (docs/imv1.md §3.3; at most 10 devices -> well under 1 KiB)."""
 
 BackupBlob = Annotated[str, Meta(min_length=1, max_length=8192, pattern=r"^[A-Za-z0-9_-]*$")]
 """A sealed backup record. The server checks the decoded size against ``BACKUP_BLOB_MAX`` and
@@ -82,7 +82,7 @@ class UploadKeysBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Keys of the caller's own device (always the session's device: there is no device field).
 
     ``ik`` is pinned at the first upload; a different one is refused (a new IK is a new device,
-    CRYPTO.md §3.2). ``spk`` replaces the stored one unless its id is lower. ``opks`` are added.
+    docs/imv1.md §3.2). ``spk`` replaces the stored one unless its id is lower. ``opks`` are added.
     """
 
     ik: Key32
@@ -117,7 +117,7 @@ class DeviceListReply(msgspec.Struct, frozen=True):
     version: int
 
 
-# --- bundles (CRYPTO.md §3.4, field for field; parley.crypto.bundle checks them) ------------
+# --- bundles (docs/imv1.md §3.4, field for field; parley.crypto.bundle checks them) ------------
 
 
 class BundleSpk(msgspec.Struct, frozen=True):
@@ -149,7 +149,7 @@ class BundlesReply(msgspec.Struct, frozen=True):
     bundles: list[Bundle]
 
 
-# --- key backup (CRYPTO.md §13) --------------------------------------------------------------
+# --- key backup (docs/imv1.md §13) --------------------------------------------------------------
 
 
 class BackupLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -43,7 +43,7 @@ SEND_QUEUE_MAX = 1024
 """Frames queued to one connection before it counts as a slow consumer (close 4009)."""
 
 TO_DEVICE_TTL_S = 30 * 24 * 3600
-"""Undelivered to-device envelopes expire after 30 days (CRYPTO.md SERVER_QUEUE_TTL)."""
+"""Undelivered to-device envelopes expire after 30 days (docs/imv1.md §2 ``SERVER_QUEUE_TTL``)."""
 
 CONVERSATION_ID_LEN = 16
 """A conversation id is 16 random bytes (a UUID); it is the IMv1 group_id."""

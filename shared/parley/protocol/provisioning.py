@@ -1,4 +1,4 @@
-"""HTTP bodies of the device-linking relay, ``/api/v1/provisioning`` (CRYPTO.md §3.5).
+"""HTTP bodies of the device-linking relay, ``/api/v1/provisioning`` (docs/imv1.md §3.5).
 
 The new device N registers a random ``prov_id`` (no session), the existing device O (its
 session) gets a one-time ``link_token`` for it and posts ``crypto_box_seal(ProvisionMessage,

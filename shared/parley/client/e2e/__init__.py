@@ -1,4 +1,4 @@
-"""End-to-end encryption of every conversation, sans-IO (CRYPTO.md §P).
+"""End-to-end encryption of every conversation, sans-IO (docs/imv1.md §P).
 
 Every conversation message is ONE Sender-Key GroupMessage (1:1 included); pairwise X3DH +
 Double Ratchet sessions carry to-device messages only (SKDMs, skdm_req, key_req/key_fwd, derr).

@@ -1,4 +1,4 @@
-"""Key backup of inbound sender-key states (CRYPTO.md §13, §P.4): what lets a new device
+"""Key backup of inbound sender-key states (docs/imv1.md §13, §P.4): what lets a new device
 (or a reinstalled one) read history. Sessions are never backed up (§4.2).
 
 The backup key BK is 32 random bytes shown once as a recovery key, or Argon2id of a

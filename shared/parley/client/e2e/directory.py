@@ -1,4 +1,4 @@
-"""Verifying what the key directory hands out (CRYPTO.md §3.3, §3.4, §9.3).
+"""Verifying what the key directory hands out (docs/imv1.md §3.3, §3.4, §9.3).
 
 The server is not trusted to add devices or change keys: a device list is accepted only if it
 verifies under the user's pinned AIK and is not a rollback; a bundle only if its device is in

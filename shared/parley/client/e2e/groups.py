@@ -1,4 +1,4 @@
-"""Conversation messages with Sender Keys (CRYPTO.md §7, §P.1, §P.3).
+"""Conversation messages with Sender Keys (docs/imv1.md §7, §P.1, §P.3).
 
 Outbound: one sender key per conversation; before the first message with a distribution, an
 SKDM goes pairwise to every device of every member in OUR membership view and to our own other

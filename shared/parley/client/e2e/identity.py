@@ -1,5 +1,5 @@
 """Own keys: the account identity key (AIK), the device identity key (IK), signed and
-one-time prekeys, and what this device publishes in the key directory (CRYPTO.md §3).
+one-time prekeys, and what this device publishes in the key directory (docs/imv1.md §3).
 
 The first device of an account creates the AIK and device list version 1; a device linked
 later receives the AIK seed through provisioning (§3.5) and publishes the next version with

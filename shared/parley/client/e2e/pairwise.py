@@ -1,4 +1,4 @@
-"""To-device messages over pairwise sessions (CRYPTO.md §4.5, §P.2), one per remote device.
+"""To-device messages over pairwise sessions (docs/imv1.md §4.5, §P.2), one per remote device.
 
 Sessions are created only with devices of a verified device list (``directory``), so the
 IK a PreKeyMessage claims must match that list. The to-device body on the wire is one type

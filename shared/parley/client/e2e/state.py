@@ -1,6 +1,6 @@
 """Persistent end-to-end state of one device, as msgspec Structs (msgpack round trip).
 
-Persistence rule (CRYPTO.md §4.2): any state that advances a chain (ratchet, outbound sender
+Persistence rule (docs/imv1.md §4.2): any state that advances a chain (ratchet, outbound sender
 key) MUST be durably stored before the ciphertext it produced leaves the device; after a
 decryption, store before acknowledging. The shell saves ``E2EState`` after every ``E2EDevice``
 call that returns something to send, and before sending it.
