@@ -174,7 +174,7 @@ SELECT 1;
 
 # Attachments: blob records (owner, size, digest, state) and where each was sent.
 _V4 = """
--- one encrypted attachment blob; the object store holds its bytes under blob_id
+-- one encrypted attachment blob: the object store holds its bytes under blob_id
 CREATE TABLE blobs (
     blob_id   TEXT PRIMARY KEY,
     owner     TEXT NOT NULL REFERENCES users(user_id),
