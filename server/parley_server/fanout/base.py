@@ -1,7 +1,8 @@
 """The ``Broker`` interface: route already-encoded frames to the connections of users/devices.
 
 Node-agnostic on purpose: callers name users and devices, never connections or nodes, so a
-Redis engine can route to whichever node holds a device's sockets. Frames are encoded once by
+cross-node engine (a Redis one is planned; ``local.py`` is the engine today) can route to
+whichever node holds a device's sockets. Frames are encoded once by
 the caller and the same bytes go to every recipient.
 """
 

@@ -3,7 +3,8 @@
 Laid out like Synapse's storage: one interface per domain (``accounts.py``,
 ``conversations.py``, ``events.py``, ``to_device.py``; and, built beside it by the same
 composition root ``stores.open_stores``, ``social.py``, ``keydir.py``, ``provisioning.py``), one
-module per domain per engine (``sqlite_<domain>.py``, ``redis_<domain>.py``). ``Store`` is the
+module per domain per engine (``sqlite_<domain>.py``; another engine, such as the planned Redis
+one, adds its own ``<engine>_<domain>.py``). ``Store`` is the
 union of the core domains because some writes span them in one transaction (a membership change
 appends entries and user events). Engines do storage only: authorization and fan-out live in
 the service layer above. Each method is atomic. Nothing here ever sees plaintext message

@@ -12,5 +12,7 @@ put into an envelope unencrypted.
 * ``groups``: outbound sender keys (create, SKDM fan-out, rotation), inbound states, the
   waiting queue with skdm_req / key_req, key_fwd answers to own devices.
 * ``backup``: server-side key backup of inbound states (§13).
-* ``device``: ``E2EDevice``, the façade a shell drives (inputs in, outputs out, no I/O).
+* ``device``: the send pipeline (``queue`` and ``prepare`` a ``PendingSend``) and the handling
+  of one incoming to-device envelope. These are functions over ``E2EState``, not an object:
+  the shell (or an async driver beside ``parley.client.session``) calls them and does the I/O.
 """

@@ -2,8 +2,8 @@
 
 Persistence rule (docs/imv1.md §4.2): any state that advances a chain (ratchet, outbound sender
 key) MUST be durably stored before the ciphertext it produced leaves the device; after a
-decryption, store before acknowledging. The shell saves ``E2EState`` after every ``E2EDevice``
-call that returns something to send, and before sending it.
+decryption, store before acknowledging. The shell saves ``E2EState`` after every call into
+``parley.client.e2e`` that returns something to send, and before sending it.
 
 Dict keys are strings (``dev_key``, ``inbound_key``, b64 ids) so the state also round-trips
 through JSON. Plaintext contents appear here only in the local send queue (``PendingSend``):
