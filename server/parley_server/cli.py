@@ -33,6 +33,17 @@ from parley_server.config import load_settings
 @click.option(
     "--heartbeat", type=float, default=None, help="Heartbeat seconds (idle close 3x) [25]."
 )
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    help="Comma-separated proxy IPs/networks trusted for X-Forwarded-For [none].",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus /metrics on this port (PARLEY_METRICS_HOST, 127.0.0.1) [off].",
+)
 def serve(**options: Any) -> None:
     """Run the server (settings also come from PARLEY_* environment variables)."""
     overrides = {
@@ -42,6 +53,8 @@ def serve(**options: Any) -> None:
         "log_level": options["log_level"],
         "hello_timeout_s": options["hello_timeout"],
         "heartbeat_s": options["heartbeat"],
+        "metrics_port": options["metrics_port"],
+        "forwarded_allow_ips": options["forwarded_allow_ips"],
     }
     try:
         settings = load_settings(overrides)
@@ -59,4 +72,7 @@ def serve(**options: Any) -> None:
 
 def register_server_commands(group: click.Group) -> None:
     """Mount the server commands on the ``parley`` group."""
+    from parley_server.admin_cli import admin
+
     group.add_command(serve)
+    group.add_command(admin)

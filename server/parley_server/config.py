@@ -59,6 +59,31 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     argon2_opslimit: int = 2  # nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
     argon2_memlimit: int = 64 * 1024 * 1024  # nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
 
+    # --- abuse controls (issue 11) -----------------------------------------------------------
+    login_account_global_limit: int = 50
+    """Failed logins per account from all IPs per window before the account's slow back-off:
+    then at most one attempt per ``login_backoff_s`` for it, except from an IP that logged in
+    to it recently. A back-off, never a lock."""
+    login_backoff_s: float = 5.0
+    register_ip_limit: int = 10
+    """Registration attempts (successful or not) per client IP per ``register_window_s``."""
+    register_window_s: float = 3600.0
+    lookup_limit: int = 120
+    """User lookups (HTTP by username, ``user_lookup``) per user per ``lookup_window_s``."""
+    lookup_window_s: float = 300.0
+    forwarded_allow_ips: str = ""
+    """Comma-separated proxy IPs/networks whose X-Forwarded-For / X-Forwarded-Proto are
+    trusted for the client address (uvicorn's ``forwarded_allow_ips``). Empty: trust none,
+    the peer address is the client address."""
+    http_header_timeout_s: float = 10.0
+    """An HTTP request head and body must arrive within this many seconds, else the
+    connection is closed (slow-loris)."""
+    unauth_conns_per_ip: int = 256
+    """Concurrent connections per client IP that are not (yet) an authenticated WebSocket:
+    plain HTTP connections and sockets waiting for their ``hello``. Beyond it, refused."""
+    to_device_queue_max: int = 1000
+    """Undelivered to-device items one sender may have queued for one recipient user."""
+
     # --- policy ----------------------------------------------------------------------------
     direct_open_to_all: bool = False
     """When True anyone may open (and write in) a direct conversation with any user who has

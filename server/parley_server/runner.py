@@ -18,6 +18,7 @@ import uvicorn
 
 from parley_server.app import create_app
 from parley_server.config import Settings
+from parley_server.gateway.admission import ADMISSION
 from parley_server.gateway.hub import Hub
 from parley_server.gateway.wsprotocol import LeanHttpToolsProtocol, LeanWebSocketProtocol
 
@@ -61,6 +62,8 @@ class ParleyServer(uvicorn.Server):
 
 
 def build_server(settings: Settings) -> ParleyServer:
+    ADMISSION.limit = settings.unauth_conns_per_ip
+    LeanHttpToolsProtocol.read_timeout_s = settings.http_header_timeout_s
     hub = Hub()
     app = create_app(settings, hub=hub)
     config = uvicorn.Config(
@@ -79,6 +82,10 @@ def build_server(settings: Settings) -> ParleyServer:
         # uvicorn's own per-connection lines duplicate ours: only its warnings, unless debugging.
         log_level="debug" if settings.log_level == "debug" else "warning",
         server_header=False,
+        # X-Forwarded-For only from the proxies named in the settings; uvicorn would
+        # otherwise trust it from any peer on 127.0.0.1.
+        proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+        forwarded_allow_ips=settings.forwarded_allow_ips.strip() or "",
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 3,
     )
     return ParleyServer(config, hub, settings)

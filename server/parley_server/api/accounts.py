@@ -53,9 +53,12 @@ class AccountController(Controller):
     tags = ["accounts"]
 
     @post("/accounts", status_code=201)
-    async def register(self, data: RegisterInput, parley: App) -> RegisterReply:
+    async def register(
+        self, data: RegisterInput, parley: App, request: Request[object, object, State]
+    ) -> RegisterReply:
         body = _register_body(data)
-        return await parley.accounts.register(body.username, body.password)
+        client_ip = request.client.host if request.client else "unknown"
+        return await parley.accounts.register(body.username, body.password, client_ip)
 
     @post("/sessions", status_code=201)
     async def login(
@@ -93,4 +96,4 @@ class AccountController(Controller):
 
     @get("/users/{username:str}", dependencies={"session": Provide(provide_session)})
     async def user(self, parley: App, session: Session, username: str) -> UserInfo:
-        return await parley.accounts.lookup_user(username)
+        return await parley.accounts.lookup_user(session, username)

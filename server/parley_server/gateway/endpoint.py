@@ -94,6 +94,8 @@ def make_ws_handler(app: App, hub: Hub) -> WebsocketRouteHandler:
         extensions: dict[Any, Any] = socket.scope.get("extensions") or {}
         proto_ref = extensions.pop(SCOPE_KEY, None)
         proto = proto_ref() if proto_ref is not None else None
+        if isinstance(proto, LeanWebSocketProtocol):
+            proto.authenticated()  # leaves the per-IP budget of unauthenticated connections
         conn = Connection(
             socket,
             app,

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
+
+from parley_server.gateway.admission import ADMISSION
 
 SCOPE_KEY = "parley.ws"
 """``scope["extensions"][SCOPE_KEY]``: a weak reference to this protocol (no cycle)."""
@@ -111,6 +113,19 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Writable()  # type: ignore[assignment]
+        self.unauth_ip: str | None = None
+        """Set by the HTTP protocol that upgraded: the admission slot this socket holds until
+        its ``hello`` authenticates (``authenticated``) or it closes."""
+
+    def authenticated(self) -> None:
+        """The gateway accepted this socket's ``hello``: it no longer counts as unauthenticated."""
+        ip, self.unauth_ip = self.unauth_ip, None
+        if ip is not None:
+            ADMISSION.leave(ip)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.authenticated()  # give the slot back
+        super().connection_lost(exc)
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -156,10 +171,69 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
 
 
 class LeanHttpToolsProtocol(HttpToolsProtocol):
-    """Pass as uvicorn's ``http=`` (runner.py) together with ``LeanWebSocketProtocol``."""
+    """Pass as uvicorn's ``http=`` (runner.py) together with ``LeanWebSocketProtocol``.
+
+    Also the first line of defence against idle or slow clients (gateway/admission.py): a
+    connection past its IP's cap of unauthenticated connections is closed at once, and a
+    request whose head and body have not fully arrived ``read_timeout_s`` after it began (or
+    after the connection opened) is closed. uvicorn has neither; its keep-alive timeout only
+    runs between requests.
+    """
+
+    read_timeout_s: ClassVar[float] = 10.0
+    """Set by ``runner.build_server`` from ``http_header_timeout_s``."""
+
+    _read_timer: asyncio.TimerHandle | None = None
+    _admitted_ip: str | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ip = self.client[0] if self.client else "unknown"
+        if not ADMISSION.enter(ip):
+            transport.abort()
+            return
+        self._admitted_ip = ip
+        self._arm_read_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_read_timer()
+        ip, self._admitted_ip = self._admitted_ip, None
+        if ip is not None:
+            ADMISSION.leave(ip)
+        super().connection_lost(exc)
+
+    def _arm_read_timer(self) -> None:
+        if self._read_timer is None and self.read_timeout_s > 0:
+            self._read_timer = self.loop.call_later(self.read_timeout_s, self._read_timed_out)
+
+    def _disarm_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_read_timer()
+
+    def on_message_complete(self) -> None:
+        self._disarm_read_timer()
+        super().on_message_complete()
 
     def handle_websocket_upgrade(self) -> None:
+        self._disarm_read_timer()
         super().handle_websocket_upgrade()
+        # The admission slot moves to the WebSocket protocol (the hello timeout bounds it now).
+        ip, self._admitted_ip = self._admitted_ip, None
+        ws = self.transport.get_protocol()
+        if isinstance(ws, LeanWebSocketProtocol):
+            ws.unauth_ip = ip
+        elif ip is not None:
+            ADMISSION.leave(ip)
         # The transport now feeds the WebSocket protocol; this object is done. Its parser
         # refers back to it (a cycle): drop that link so refcounting frees both now.
         self.parser = None  # type: ignore[assignment]

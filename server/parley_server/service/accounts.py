@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 
 import nacl.exceptions
@@ -46,8 +47,19 @@ class Accounts:
     def __init__(self, services: Services) -> None:
         self.s = services
         cfg = services.settings
-        self._by_account = SlidingWindow(cfg.login_account_limit, cfg.login_window_s)
+        # Failed logins per (account, IP): an attacker elsewhere cannot lock the owner out.
+        self._by_account_ip = SlidingWindow(cfg.login_account_limit, cfg.login_window_s)
         self._by_ip = SlidingWindow(cfg.login_ip_limit, cfg.login_window_s)
+        # Failed logins per account from anywhere: past the limit a slow back-off, no lock.
+        self._by_account = SlidingWindow(cfg.login_account_global_limit, cfg.login_window_s)
+        self._backoff_last: dict[str, float] = {}
+        self._known_ips = SlidingWindow(1, 30 * 24 * 3600.0)
+        """(account, IP) pairs that logged in successfully: exempt from the back-off."""
+        self._register_by_ip = SlidingWindow(cfg.register_ip_limit, cfg.register_window_s)
+        self._lookups = SlidingWindow(cfg.lookup_limit, cfg.lookup_window_s)
+        self._dummy_hash: bytes | None = None
+        self.visible_user: Callable[[str], Awaitable[bool]] | None = None
+        """Set by the social layer: False hides a user from lookup (as if absent)."""
         self._dummy_hash: bytes | None = None
         self.visible_user: Callable[[str], Awaitable[bool]] | None = None
         """Set by the social layer: False hides a user from lookup (as if absent)."""
@@ -87,7 +99,13 @@ class Accounts:
             raise ServiceError(ErrorCode.WEAK_PASSWORD, "password is too easy to guess")
 
     # --- accounts ----------------------------------------------------------------------------
-    async def register(self, username: str, password: str) -> RegisterReply:
+    async def register(self, username: str, password: str, client_ip: str) -> RegisterReply:
+        # Every attempt counts (a taken name too): registration is also a way to probe names.
+        wait = self._register_by_ip.retry_after(client_ip)
+        if wait is not None:
+            log.warning("register_rate_limited", client_ip=client_ip)
+            raise ServiceError(ErrorCode.RATE_LIMITED, "too many registrations, try later", wait)
+        self._register_by_ip.hit(client_ip)
         self.check_password_strength(username, password)
         password_hash = await self._hash(password)
         try:
@@ -100,13 +118,15 @@ class Accounts:
     async def login(
         self, username: str, password: str, device_name: str, client_ip: str
     ) -> LoginReply:
-        for window, key in ((self._by_account, username), (self._by_ip, client_ip)):
+        pair = f"{username}\x00{client_ip}"
+        for window, key in ((self._by_account_ip, pair), (self._by_ip, client_ip)):
             wait = window.retry_after(key)
             if wait is not None:
                 log.warning("login_rate_limited", client_ip=client_ip)
                 raise ServiceError(
                     ErrorCode.RATE_LIMITED, "too many failed logins, try again later", wait
                 )
+        self._account_backoff(username, pair, client_ip)
         user = await self.s.store.get_user_by_name(username)
         if user is None:
             # Spend the same hashing time as for a real account: no user enumeration by timing.
@@ -117,16 +137,47 @@ class Accounts:
         else:
             ok = await self._verify(user.password_hash, password)
         if not ok or user is None:
+            self._by_account_ip.hit(pair)
             self._by_account.hit(username)
             self._by_ip.hit(client_ip)
             log.info("login_failed", client_ip=client_ip)
             raise ServiceError(ErrorCode.BAD_CREDENTIALS, "wrong username or password")
+        self._known_ips.hit(pair)
         token = secrets.token_urlsafe(32)
         device = await self.s.store.create_device(
             user.user_id, device_name, hash_token(token), now_ms()
         )
         log.info("login", user_id=user.user_id, device_id=device.device_id)
         return LoginReply(user_id=user.user_id, device_id=device.device_id, token=token)
+
+    def _account_backoff(self, username: str, pair: str, client_ip: str) -> None:
+        """Past ``login_account_global_limit`` failures in the window, an account takes one
+        attempt per ``login_backoff_s`` (from IPs that never logged in to it): guessing slows
+        to a crawl, while its owner waits seconds at most and never gets locked out."""
+        if self._by_account.retry_after(username) is None:
+            return
+        if self._known_ips.retry_after(pair) is not None:
+            return  # this IP logged in to this account before
+        now = time.monotonic()
+        gap = self.s.settings.login_backoff_s
+        last = self._backoff_last.get(username)
+        if last is not None and now - last < gap:
+            log.warning("login_backoff", client_ip=client_ip)
+            raise ServiceError(
+                ErrorCode.RATE_LIMITED,
+                "too many failed logins, try again shortly",
+                last + gap - now,
+            )
+        if len(self._backoff_last) > 100_000:
+            self._backoff_last.clear()
+        self._backoff_last[username] = now
+
+    def check_lookup(self, user_id: str) -> None:
+        """Lookups are throttled per user: a directory must not be cheap to enumerate."""
+        wait = self._lookups.retry_after(user_id)
+        if wait is not None:
+            raise ServiceError(ErrorCode.RATE_LIMITED, "too many lookups, try later", wait)
+        self._lookups.hit(user_id)
 
     async def authenticate(self, token: str) -> Session:
         """The session of a bearer token; raises unauthorized / device_revoked."""
@@ -165,7 +216,8 @@ class Accounts:
             session.user_id, device_id, CloseCode.DEVICE_REVOKED, "device revoked"
         )
 
-    async def lookup_user(self, username: str) -> UserInfo:
+    async def lookup_user(self, session: Session, username: str) -> UserInfo:
+        self.check_lookup(session.user_id)
         user = await self.s.store.get_user_by_name(normalize_username(username))
         if user is None or (
             self.visible_user is not None and not await self.visible_user(user.user_id)
