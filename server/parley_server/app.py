@@ -15,6 +15,7 @@ from parley_server.api.errors import EXCEPTION_HANDLERS
 from parley_server.api.health import healthz
 from parley_server.api.keys import KeyController, make_keys
 from parley_server.api.provisioning import ProvisioningController, make_provisioning
+from parley_server.api.turn import TurnService, turn_credentials
 from parley_server.config import Settings
 from parley_server.fanout.base import Broker
 from parley_server.fanout.local import LocalBroker
@@ -80,6 +81,7 @@ def create_app(
             AccountController,
             KeyController,
             ProvisioningController,
+            turn_credentials,
             make_ws_handler(parley, hub),
             *web_routes(),
         ],
@@ -92,6 +94,7 @@ def create_app(
                 "hub": hub,
                 "key_service": make_keys(parley),
                 "provisioning": make_provisioning(parley),
+                "turn": TurnService(settings),
             }
         ),
         logging_config=None,  # structlog (parley_server.logging) owns the output

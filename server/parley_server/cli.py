@@ -44,6 +44,16 @@ from parley_server.config import load_settings
     default=None,
     help="Serve Prometheus /metrics on this port (PARLEY_METRICS_HOST, 127.0.0.1) [off].",
 )
+@click.option(
+    "--turn-uri",
+    multiple=True,
+    help="TURN URI handed to clients for calls (repeatable), e.g. turn:turn.example.org:3478.",
+)
+@click.option(
+    "--turn-secret",
+    default=None,
+    help="coturn static-auth-secret (use-auth-secret) that signs TURN credentials.",
+)
 def serve(**options: Any) -> None:
     """Run the server (settings also come from PARLEY_* environment variables)."""
     overrides = {
@@ -53,6 +63,8 @@ def serve(**options: Any) -> None:
         "log_level": options["log_level"],
         "hello_timeout_s": options["hello_timeout"],
         "heartbeat_s": options["heartbeat"],
+        "turn_uri": ",".join(options["turn_uri"]) or None,
+        "turn_secret": options["turn_secret"],
         "metrics_port": options["metrics_port"],
         "forwarded_allow_ips": options["forwarded_allow_ips"],
     }

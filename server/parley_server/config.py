@@ -111,6 +111,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str = ""
     """The URL users reach (``https://chat.example.org``): used in invite links."""
 
+    # --- calls ---------------------------------------------------------------------------------
+    turn_uri: str = ""
+    """TURN URIs handed to clients (``turn:host:3478?transport=udp``), separated by commas or
+    spaces (``--turn-uri`` repeatable). Empty: no TURN, calls use host candidates (one LAN)."""
+    turn_secret: str = ""
+    """coturn's ``static-auth-secret`` (``use-auth-secret``): signs short-lived credentials."""
+    turn_ttl_s: float = 3600.0
+    """Lifetime of TURN credentials."""
+    turn_limit: int = 30
+    """TURN credential requests allowed per account per ``turn_window_s``."""
+    turn_window_s: float = 300.0
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
