@@ -35,6 +35,7 @@ _SET_CURSOR = (
 _enc = msgspec.msgpack.Encoder()
 _entry_dec = msgspec.msgpack.Decoder(ConvEntry)
 _outbox_dec = msgspec.msgpack.Decoder(OutboxItem)
+_td_dec = msgspec.msgpack.Decoder(ToDeviceItem)
 
 
 class SqliteLocalStore:
@@ -84,6 +85,12 @@ class SqliteLocalStore:
                 [(i.seq, _enc.encode(i)) for i in items],
             )
             db.execute(_SET_CURSOR, ("to_device", b"", cursor))
+
+    async def to_device_after(self, seq: int) -> list[ToDeviceItem]:
+        rows = self.db.execute(
+            "SELECT data FROM to_device WHERE seq > ? ORDER BY seq", (seq,)
+        ).fetchall()
+        return [_td_dec.decode(r[0]) for r in rows]
 
     async def outbox_put(self, item: OutboxItem) -> None:
         with self._tx() as db:

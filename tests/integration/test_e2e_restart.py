@@ -33,7 +33,7 @@ async def test_entries_stored_but_not_decrypted_decrypt_after_restart(
         await b.wait_for(has_texts("first"), cid, T)
         # b's E2E layer is busy (its lock held): entries get stored but not decrypted; then
         # b stops, as a process that exits between the two would
-        async with b._lock:
+        async with b.driver.lock:
             for text in ("second", "third"):
                 await a.wait_sent(await a.send_text(cid, text), T)
             loop = asyncio.get_running_loop()
@@ -86,8 +86,8 @@ async def test_close_ends_even_if_the_worker_swallows_its_cancellation(
             await forever.wait()
         await forever.wait()  # ...and stuck awaiting something else
 
-    a._handle = stuck_handler  # type: ignore[method-assign]
-    a._inbox.put_nowait(None)
+    a.driver._handle = stuck_handler  # type: ignore[method-assign]
+    a.driver._inbox.put_nowait(None)
     await asyncio.wait_for(entered.wait(), T)
     await asyncio.wait_for(a.close(), T)  # returns (bounded) instead of hanging
     assert a.client.session.stopped

@@ -140,16 +140,16 @@ class WebStore:
             raw = raw[-limit:]
         return [_entry.decode(r) for r in raw]
 
-    async def close(self) -> None:
-        self.db.close()
-
-    # --- beyond the LocalStore: to-device backlog, sealed records ------------------------
     async def to_device_after(self, seq: int) -> list[ToDeviceItem]:
         from js import IDBKeyRange  # type: ignore[import-not-found]
 
         raw = await self.db.get_all("to_device", IDBKeyRange.lowerBound(seq, True))
         return [_td.decode(r) for r in raw]
 
+    async def close(self) -> None:
+        self.db.close()
+
+    # --- beyond the LocalStore: sealed records -------------------------------------------
     async def get_sealed(self, name: str) -> bytes | None:
         blob = await self.db.get("meta", name)
         return None if blob is None else self.vault.open(blob, b"meta/" + name.encode())

@@ -181,7 +181,7 @@ async def _catch_up(client: Any, cid: bytes, last_seq: int) -> None:
             want = set(await message_seqs(client, cid))
             have = {m.seq for m in await client.messages(cid) if m.seq}
             # keys stored but not processed yet would turn "waiting" ones into decrypted
-            if want <= have and not client.to_device_pending():
+            if want <= have and not await client.to_device_pending():
                 return
         await asyncio.sleep(0.05)
     render.warn("some messages are still on their way; showing what has arrived")

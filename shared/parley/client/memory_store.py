@@ -41,6 +41,9 @@ class MemoryLocalStore:
             self.to_device.setdefault(i.seq, i)
         self.cursors.to_device = max(self.cursors.to_device, cursor)
 
+    async def to_device_after(self, seq: int) -> list[ToDeviceItem]:
+        return [self.to_device[s] for s in sorted(self.to_device) if s > seq]
+
     async def outbox_put(self, item: OutboxItem) -> None:
         self.outbox.setdefault(item.client_msg_id, item)
 

@@ -21,12 +21,14 @@ from parley.crypto.keys import Rng
 @dataclass
 class ToDeviceResult:
     """``replies``: contents to send pairwise (the shell creates missing sessions first);
-    ``keys_changed``: a key arrived, retry waiting messages; ``reset``: run the §4.5 reset."""
+    ``keys_changed``: a key arrived, retry waiting messages; ``reset``: run the §4.5 reset;
+    ``other``: a decrypted content this layer does not consume itself."""
 
     replies: list[tuple[str, int, content_mod.Content]] = field(default_factory=list)
     keys_changed: bool = False
     reset: pairwise.ResetNeeded | None = None
     resend_skdms: bool = False
+    other: content_mod.Content | None = None  # a content for another feature (e.g. calls)
 
 
 def handle_to_device(
@@ -66,6 +68,8 @@ def handle_to_device(
             for given in og.given.values():
                 given.pop(f"{sender}/{device}", None)
         res.resend_skdms = True
+    else:
+        res.other = c  # not the E2E layer's own: the shell hands it to whoever asked for it
     return res
 
 

@@ -12,7 +12,9 @@ never in anything the server receives.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 import msgspec
 
@@ -127,6 +129,8 @@ class PendingSend(msgspec.Struct):
     client_msg_id: str = ""
     seq: int = 0
     reason: str = ""
+    reply_to: int = 0  # routing metadata the server sees: the seq this message answers
+    mentions: list[str] = msgspec.field(default_factory=list)  # ... and the users it mentions
 
 
 class BackupState(msgspec.Struct):
@@ -164,15 +168,52 @@ class E2EState(msgspec.Struct):
     backup_dirty: list[str] = msgspec.field(default_factory=list)  # inbound keys to upload
     to_device_done: int = 0  # highest to-device seq fully processed
     strict: bool = False  # §9.3 strict mode: block on every key change
+    format: int = 1  # FORMAT_VERSION of the code that wrote it (``loads`` migrates older ones)
+
+
+FORMAT_VERSION = 1
+"""The persisted layout of ``E2EState``. A new field with a default needs nothing; anything
+else (a renamed or retyped field, a changed meaning) bumps this and adds a step to
+``MIGRATIONS``, so every state ever written still loads."""
+
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+
+MIGRATIONS: dict[int, Migration] = {}
+"""``MIGRATIONS[v]`` turns a state of format ``v`` (as a plain msgpack map) into format
+``v + 1``. Empty: format 1 is the first (states written before the field existed are 1)."""
+
+
+class StateFormatError(ValueError):
+    """The stored state is of a format this code cannot read (written by a newer version)."""
+
+
+class _Format(msgspec.Struct):
+    format: int = 1
 
 
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(E2EState)
+_head = msgspec.msgpack.Decoder(_Format)
 
 
 def dumps(state: E2EState) -> bytes:
+    state.format = FORMAT_VERSION
     return _enc.encode(state)
 
 
-def loads(data: bytes) -> E2EState:
-    return _dec.decode(data)
+def loads(data: bytes, migrations: dict[int, Migration] | None = None) -> E2EState:
+    """Decode a stored state, migrating it step by step from its format to FORMAT_VERSION."""
+    steps = MIGRATIONS if migrations is None else migrations
+    version = _head.decode(data).format
+    if version > FORMAT_VERSION:
+        raise StateFormatError(f"E2E state format {version} is newer than {FORMAT_VERSION}")
+    if version == FORMAT_VERSION:
+        return _dec.decode(data)
+    raw: dict[str, Any] = msgspec.msgpack.decode(data)
+    while version < FORMAT_VERSION:
+        if version not in steps:
+            raise StateFormatError(f"no migration from E2E state format {version}")
+        raw = steps[version](raw)
+        version += 1
+        raw["format"] = version
+    return _dec.decode(_enc.encode(raw))
