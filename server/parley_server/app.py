@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from parley_server.api.accounts import AccountController
+from parley_server.api.blobs import blob_routes, blobs_lifespan
 from parley_server.api.errors import EXCEPTION_HANDLERS
 from parley_server.api.health import healthz
 from parley_server.api.keys import KeyController, make_keys
@@ -83,9 +84,10 @@ def create_app(
             ProvisioningController,
             turn_credentials,
             make_ws_handler(parley, hub),
+            *blob_routes(),
             *web_routes(),
         ],
-        lifespan=[lifespan],
+        lifespan=[lifespan, blobs_lifespan(parley)],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(title="Parley", version="1", path="/schema"),
         state=State(

@@ -54,6 +54,12 @@ from parley_server.config import load_settings
     default=None,
     help="coturn static-auth-secret (use-auth-secret) that signs TURN credentials.",
 )
+@click.option(
+    "--blobs",
+    default=None,
+    help="Attachment store: local (files in the data dir) or s3://BUCKET?endpoint=URL&region=R"
+    " (keys from PARLEY_S3_ACCESS_KEY / PARLEY_S3_SECRET_KEY) [local].",
+)
 def serve(**options: Any) -> None:
     """Run the server (settings also come from PARLEY_* environment variables)."""
     overrides = {
@@ -67,6 +73,7 @@ def serve(**options: Any) -> None:
         "turn_secret": options["turn_secret"],
         "metrics_port": options["metrics_port"],
         "forwarded_allow_ips": options["forwarded_allow_ips"],
+        "blobs": options["blobs"],
     }
     try:
         settings = load_settings(overrides)

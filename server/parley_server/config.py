@@ -95,6 +95,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     presence_tick_s: float = 1.0
     """How often the presence flusher sends what is due (batched per watcher)."""
 
+    # --- attachments -----------------------------------------------------------------------
+    blobs: str = ""
+    """Where encrypted attachment blobs are kept: empty or ``local`` = files under
+    ``<data_dir>/blobs`` served by this server; ``file:///DIR``; or an S3-compatible bucket,
+    ``s3://BUCKET?endpoint=https://host:9000&region=us-east-1`` (keys from
+    ``PARLEY_S3_ACCESS_KEY`` / ``PARLEY_S3_SECRET_KEY``; see docs/attachments.md)."""
+    max_blob_bytes: int = 100 * 1024 * 1024
+    """Largest encrypted blob one upload may announce (``too_large`` beyond)."""
+    blob_quota_bytes: int = 2 * 1024 * 1024 * 1024
+    """Bytes of blobs one user may keep stored, pending and committed (``quota_exceeded``)."""
+    blob_put_ttl_s: int = 3600
+    """How long a presigned upload stays valid (must stay below ``blob_pending_ttl_s``)."""
+    blob_get_ttl_s: int = 300
+    """How long a presigned download stays valid."""
+    blob_pending_ttl_s: float = 24 * 3600.0
+    """Uncommitted uploads, and committed blobs that no live message carries, are deleted this
+    long after they were begun or committed."""
+    blob_gc_every_s: float = 600.0
+
     # --- operations ------------------------------------------------------------------------
     metrics_port: int = 0
     """Serve Prometheus ``/metrics`` on this port (0: off). Never on the public listener."""

@@ -7,10 +7,11 @@ from typing import Any
 
 import msgspec
 
-from parley.protocol import ops, social
+from parley.protocol import blobs, ops, social
 from parley.protocol.ops import Result
 from parley_server.fanout.base import Subscriber
 from parley_server.service.accounts import Accounts
+from parley_server.service.attachments import make_attachments
 from parley_server.service.context import Services, Session
 from parley_server.service.conversations import Conversations
 from parley_server.service.messages import Messages
@@ -43,6 +44,8 @@ class App:
         self.accounts.visible_user = self.social.visible_user
         self.recalls = Recalls(services, self.conversations, self.social_store)
         self.typing = TypingRelay(services, self.conversations)
+        self.attachments = make_attachments(services)
+        self.messages.attachments = self.attachments
         c = self.conversations
         so = self.social
         self._table: dict[type[msgspec.Struct], Handler] = {
@@ -78,6 +81,10 @@ class App:
             social.Receipts: lambda s, op, _: self.reads.receipts(s, op),
             social.Typing: lambda s, op, _: self.typing.typing(s, op),
             social.PresenceGet: lambda s, op, _: self.presence.snapshot(s, op),
+            blobs.UploadBegin: lambda s, op, _: self.attachments.begin(s, op),
+            blobs.UploadCommit: lambda s, op, _: self.attachments.commit(s, op),
+            blobs.UploadAbort: lambda s, op, _: self.attachments.abort(s, op),
+            blobs.BlobUrl: lambda s, op, _: self.attachments.url(s, op),
         }
         assert set(self._table) == set(ops.RESULT_OF), "every op needs a handler"
 

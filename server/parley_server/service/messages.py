@@ -6,6 +6,7 @@ from parley.protocol.envelope import EnvelopeError, check_group_message
 from parley.protocol.errors import ErrorCode
 from parley.protocol.ops import History, HistoryPage, Send, Sent
 from parley_server.fanout.base import Subscriber
+from parley_server.service.attachments import Attachments
 from parley_server.service.context import Services, Session, now_ms
 from parley_server.service.conversations import Conversations
 from parley_server.service.errors import ServiceError, not_member
@@ -14,6 +15,9 @@ from parley_server.store.base import BadReference, NotFound
 
 
 class Messages:
+    attachments: Attachments | None = None
+    """Checks and records ``Send.blobs`` (set by the App)."""
+
     def __init__(self, services: Services, conversations: Conversations) -> None:
         self.s = services
         self.conversations = conversations
@@ -32,6 +36,8 @@ class Messages:
         if mentions and not {m.user_id for m in info.members}.issuperset(mentions):
             raise ServiceError(ErrorCode.INVALID, "mentioned users must be members")
         await self.conversations.check_direct_peer(session, info)
+        if op.blobs and self.attachments is not None:
+            await self.attachments.check_send(session, op.blobs)
         try:
             result = await self.s.store.append_message(
                 op.conversation_id,
@@ -49,6 +55,8 @@ class Messages:
         except BadReference as exc:
             code = ErrorCode.FORBIDDEN if exc.forbidden else ErrorCode.NOT_FOUND
             raise ServiceError(code, str(exc)) from None
+        if op.blobs and self.attachments is not None:
+            await self.attachments.record_send(op.conversation_id, result.entry.seq, op.blobs)
         # The store returned: the entry is durable. Only now is it pushed (and acknowledged).
         if not result.duplicate:
             await push_entry(

@@ -82,7 +82,9 @@ class Stores:
 
 
 def _build_sqlite(settings: Settings) -> Stores:
+    from parley_server.store.blob_records import BlobRecords
     from parley_server.store.sqlite import SqliteStore
+    from parley_server.store.sqlite_blob_records import SqliteBlobRecords
     from parley_server.store.sqlite_keydir import SqliteKeyDirectory
     from parley_server.store.sqlite_provisioning import SqliteProvisioning
     from parley_server.store.sqlite_social import SqliteSocialStore
@@ -95,6 +97,7 @@ def _build_sqlite(settings: Settings) -> Stores:
         keys=SqliteKeyDirectory(main),
         provisioning=SqliteProvisioning(main),
     )
+    stores.add(BlobRecords, SqliteBlobRecords(main))  # type: ignore[type-abstract]
     # further domains: stores.add(SomeDomainStore, SqliteSomeDomainStore(main))
     return stores
 

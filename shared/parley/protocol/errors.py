@@ -47,6 +47,10 @@ class ErrorCode(StrEnum):
     NOT_CONTACT = "not_contact"  # a direct conversation needs mutual contacts (server policy)
     BLOCKED = "blocked"  # one of the two users blocked the other
     TOO_LATE = "too_late"  # the recall window of that message has passed
+    # Attachments (blob uploads)
+    QUOTA_EXCEEDED = "quota_exceeded"  # the user's stored blobs would exceed their quota
+    BLOB_MISSING = "blob_missing"  # upload_commit before the object was stored: upload again
+    BLOB_MISMATCH = "blob_mismatch"  # the stored object is not the announced size/digest; deleted
     # Server
     INTERNAL = "internal"
     UNAVAILABLE = "unavailable"

@@ -10,7 +10,8 @@ from typing import Annotated
 
 import msgspec
 
-from parley.protocol import social
+from parley.protocol import blobs, social
+from parley.protocol.blobs import MAX_BLOBS_PER_MESSAGE, BlobId, BlobOp, BlobResult
 from parley.protocol.limits import MAX_MENTIONS
 from parley.protocol.records import ConvEntry, ConversationInfo, RefKind, ToDeviceItem, UserEvent
 from parley.protocol.social import SocialOp, SocialResult
@@ -44,6 +45,10 @@ class Send(msgspec.Struct, tag="send", tag_field="t"):
     ref_seq: Seq | None = None
     ref_kind: RefKind | None = None
     mentions: Annotated[list[UserId], msgspec.Meta(max_length=MAX_MENTIONS)] = []
+    blobs: Annotated[list[BlobId], msgspec.Meta(max_length=MAX_BLOBS_PER_MESSAGE)] = []
+    """Attachment blobs the envelope refers to (ids only; keys stay inside the envelope):
+    each must be committed and the sender's own (or readable by the sender). Members of this
+    conversation may then get download URLs for them (``blob_url``)."""
 
 
 class Sent(msgspec.Struct, tag="sent", tag_field="t"):
@@ -215,6 +220,7 @@ Op = (
     | ConvGet
     | ConvList
     | SocialOp
+    | BlobOp
 )
 
 Result = (
@@ -226,6 +232,7 @@ Result = (
     | ConversationPage
     | Ok
     | SocialResult
+    | BlobResult
 )
 
 RESULT_OF: dict[type[msgspec.Struct], type[msgspec.Struct]] = {
@@ -261,6 +268,10 @@ RESULT_OF: dict[type[msgspec.Struct], type[msgspec.Struct]] = {
     social.Receipts: social.ReceiptList,
     social.Typing: social.TypingAck,
     social.PresenceGet: social.PresenceList,
+    blobs.UploadBegin: blobs.UploadGrant,
+    blobs.UploadCommit: blobs.UploadCommitted,
+    blobs.UploadAbort: Ok,
+    blobs.BlobUrl: blobs.BlobDownload,
 }
 """The result type each op's Reply carries (documented in docs/protocol.md)."""
 
