@@ -15,6 +15,7 @@ from parley_server.api.blobs import blob_routes, blobs_lifespan
 from parley_server.api.errors import EXCEPTION_HANDLERS
 from parley_server.api.health import healthz
 from parley_server.api.keys import KeyController, make_keys
+from parley_server.api.operations import operations_lifespan, readyz, request_id_middleware
 from parley_server.api.provisioning import ProvisioningController, make_provisioning
 from parley_server.api.turn import TurnService, turn_credentials
 from parley_server.config import Settings
@@ -79,6 +80,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             healthz,
+            readyz,
             AccountController,
             KeyController,
             ProvisioningController,
@@ -87,7 +89,8 @@ def create_app(
             *blob_routes(),
             *web_routes(),
         ],
-        lifespan=[lifespan, blobs_lifespan(parley)],
+        lifespan=[lifespan, operations_lifespan(parley, hub), blobs_lifespan(parley)],
+        middleware=[request_id_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(title="Parley", version="1", path="/schema"),
         state=State(

@@ -129,6 +129,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     their sockets, close code 4004)."""
     public_url: str = ""
     """The URL users reach (``https://chat.example.org``): used in invite links."""
+    drain_delay_s: float = 0.0
+    """On SIGTERM, how long /readyz fails while sockets stay open, before they are told to
+    reconnect elsewhere (give the load balancer's readiness probe time to notice)."""
 
     # --- calls ---------------------------------------------------------------------------------
     turn_uri: str = ""

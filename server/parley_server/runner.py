@@ -16,11 +16,15 @@ from types import FrameType
 
 import uvicorn
 
+from parley_server import metrics
 from parley_server.app import create_app
 from parley_server.config import Settings
 from parley_server.gateway.admission import ADMISSION
 from parley_server.gateway.hub import Hub
 from parley_server.gateway.wsprotocol import LeanHttpToolsProtocol, LeanWebSocketProtocol
+from parley_server.logging import get_logger
+
+log = get_logger("parley.server")
 
 
 class ParleyServer(uvicorn.Server):
@@ -54,6 +58,13 @@ class ParleyServer(uvicorn.Server):
     def _start_drain(self) -> None:
         async def drain() -> None:
             try:
+                # /readyz fails from here on; then every socket gets a Bye and 1001, and the
+                # lifespan closes the store (its writer commits what was acknowledged).
+                self.hub.draining = True
+                metrics.DRAINING.set(1)
+                log.info("draining", connections=len(self.hub.connections))
+                if self.settings.drain_delay_s > 0:
+                    await asyncio.sleep(self.settings.drain_delay_s)
                 await self.hub.shutdown(self.settings.shutdown_grace_s)
             finally:
                 self.should_exit = True
@@ -62,6 +73,8 @@ class ParleyServer(uvicorn.Server):
 
 
 def build_server(settings: Settings) -> ParleyServer:
+    if settings.metrics_port:
+        metrics.serve_metrics(settings.metrics_port, settings.metrics_host)
     ADMISSION.limit = settings.unauth_conns_per_ip
     LeanHttpToolsProtocol.read_timeout_s = settings.http_header_timeout_s
     hub = Hub()

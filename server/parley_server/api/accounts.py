@@ -32,6 +32,8 @@ class RegisterInput(msgspec.Struct):
 
     username: Annotated[str, Meta(max_length=64)]
     password: Annotated[str, Meta(max_length=1024)]
+    invite: Annotated[str, Meta(max_length=128)] | None = None
+    """The code of a one-time invite (needed when registration is by invite)."""
 
 
 def _register_body(data: RegisterInput) -> RegisterBody:
@@ -58,7 +60,9 @@ class AccountController(Controller):
     ) -> RegisterReply:
         body = _register_body(data)
         client_ip = request.client.host if request.client else "unknown"
-        return await parley.accounts.register(body.username, body.password, client_ip)
+        return await parley.accounts.register(
+            body.username, body.password, client_ip, invite=data.invite
+        )
 
     @post("/sessions", status_code=201)
     async def login(

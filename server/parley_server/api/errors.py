@@ -15,6 +15,7 @@ from litestar.types import ExceptionHandlersMap
 
 from parley.protocol.errors import ErrorCode
 from parley.protocol.http import ErrorBody
+from parley_server import metrics
 from parley_server.logging import get_logger
 from parley_server.service.errors import ServiceError
 
@@ -28,6 +29,10 @@ STATUS_OF: dict[ErrorCode, int] = {
     ErrorCode.DEVICE_REVOKED: 401,
     ErrorCode.BAD_CREDENTIALS: 401,
     ErrorCode.FORBIDDEN: 403,
+    ErrorCode.ACCOUNT_DISABLED: 403,
+    ErrorCode.REGISTRATION_CLOSED: 403,
+    ErrorCode.INVITE_REQUIRED: 403,
+    ErrorCode.INVITE_INVALID: 403,
     ErrorCode.NOT_MEMBER: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.UNKNOWN_USER: 404,
@@ -42,6 +47,7 @@ STATUS_OF: dict[ErrorCode, int] = {
 def error_response(
     code: ErrorCode, message: str, status: int | None = None, headers: dict[str, str] | None = None
 ) -> Response[ErrorBody]:
+    metrics.count_error("http", code.value)
     return Response(
         ErrorBody(code=code, message=message),
         status_code=status or STATUS_OF.get(code, 400),

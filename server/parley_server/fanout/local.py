@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from parley_server import metrics
 from parley_server.fanout.base import Broker, Subscriber
 
 
@@ -31,6 +32,7 @@ class LocalBroker(Broker):
     async def publish_to_users(
         self, user_ids: Iterable[str], frame: bytes, exclude: Subscriber | None = None
     ) -> None:
+        n = 0
         for user_id in set(user_ids):
             devices = self._users.get(user_id)
             if not devices:
@@ -39,10 +41,16 @@ class LocalBroker(Broker):
                 for sub in list(subs):
                     if sub is not exclude:
                         sub.deliver(frame)
+                        n += 1
+        if n:
+            metrics.DELIVERIES.inc(n)
 
     async def publish_to_device(self, user_id: str, device_id: int, frame: bytes) -> None:
-        for sub in list(self._users.get(user_id, {}).get(device_id, ())):
+        subs = list(self._users.get(user_id, {}).get(device_id, ()))
+        for sub in subs:
             sub.deliver(frame)
+        if subs:
+            metrics.DELIVERIES.inc(len(subs))
 
     async def close_device(self, user_id: str, device_id: int, code: int, reason: str) -> None:
         for sub in list(self._users.get(user_id, {}).get(device_id, ())):

@@ -26,6 +26,7 @@ from litestar.exceptions import WebSocketDisconnect
 from parley.protocol.codec import FrameError, decode_client, encode
 from parley.protocol.errors import CloseCode, ErrorCode
 from parley.protocol.frames import Bye, Error, Ping, Pong, Reply, Request
+from parley_server import metrics
 from parley_server.logging import get_logger
 from parley_server.service.context import Session
 from parley_server.service.dispatch import App
@@ -100,6 +101,10 @@ class Connection:
             if code == CloseCode.SLOW_CONSUMER and self._backlog:
                 self._backlog.clear()
             self._start_flusher()
+
+    def queued(self) -> int:
+        """Frames waiting in this connection's send queue (for the metrics)."""
+        return len(self._backlog) if self._backlog else 0
 
     def idle_for(self, now: float) -> bool:
         """For the hub's sweep: nothing received for longer than ``idle_s``."""
@@ -212,6 +217,7 @@ class Connection:
         self.deliver(encode(Reply(id=req.id, result=result)))
 
     def _error(self, rid: int | None, code: ErrorCode, message: str, op: str = "") -> None:
+        metrics.count_error("ws", code.value)
         log.info(
             "request_error",
             code=code.value,

@@ -18,6 +18,7 @@ from parley.protocol.codec import FrameError, decode_client, encode
 from parley.protocol.errors import CloseCode, ErrorCode
 from parley.protocol.frames import Hello, Limits, Welcome
 from parley.protocol.limits import PROTOCOL_VERSION
+from parley_server import metrics
 from parley_server.gateway.connection import Connection
 from parley_server.gateway.hub import Hub
 from parley_server.gateway.wsprotocol import SCOPE_KEY, LeanWebSocketProtocol
@@ -60,11 +61,10 @@ async def _handshake(socket: WebSocket[Any, Any, Any], app: App) -> tuple[Sessio
     try:
         session = await app.accounts.authenticate(hello.token)
     except ServiceError as exc:
-        code = (
-            CloseCode.DEVICE_REVOKED
-            if exc.code == ErrorCode.DEVICE_REVOKED
-            else CloseCode.UNAUTHORIZED
-        )
+        code = {
+            ErrorCode.DEVICE_REVOKED: CloseCode.DEVICE_REVOKED,
+            ErrorCode.ACCOUNT_DISABLED: CloseCode.ACCOUNT_DISABLED,
+        }.get(exc.code, CloseCode.UNAUTHORIZED)
         await _close(socket, code, exc.message)
         return None
     return session, hello.token
@@ -118,6 +118,7 @@ def make_ws_handler(app: App, hub: Hub) -> WebsocketRouteHandler:
         )
         conn.deliver(encode(welcome))
         hub.add(conn)
+        metrics.CONNECTIONS_OPENED.inc()
         await broker.subscribe(session.user_id, session.device_id, conn)
         # A revocation between the handshake and the subscription found no socket to close.
         if not await app.accounts.still_valid(session, token):
@@ -131,6 +132,7 @@ def make_ws_handler(app: App, hub: Hub) -> WebsocketRouteHandler:
         finally:
             await broker.unsubscribe(session.user_id, session.device_id, conn)
             hub.discard(conn)
+            metrics.CLOSES.labels(str(int(code))).inc()
             app.presence.disconnected(session.user_id)
             with contextlib.suppress(StoreError):  # last seen: the store may be closing
                 await app.services.store.touch_device(session.user_id, session.device_id, now_ms())

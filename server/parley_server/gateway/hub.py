@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from parley.protocol.codec import encode
 from parley.protocol.errors import CloseCode
 from parley.protocol.frames import Bye
+from parley_server import metrics
 
 if TYPE_CHECKING:
     from parley_server.gateway.connection import Connection
@@ -22,16 +23,20 @@ class Hub:
     def __init__(self) -> None:
         self.connections: set[Connection] = set()
         self.closing = False
+        self.draining = False
+        """Set at SIGTERM: /readyz fails; sockets are closed once the drain delay is over."""
         self._sweeper: asyncio.Task[None] | None = None
 
     def add(self, conn: Connection) -> None:
         self.connections.add(conn)
+        metrics.CONNECTIONS.set(len(self.connections))
         if self._sweeper is None and not self.closing:
             every = min(SWEEP_MAX_S, max(0.05, conn.idle_s / 4))
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep(every))
 
     def discard(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        metrics.CONNECTIONS.set(len(self.connections))
 
     async def _sweep(self, every: float) -> None:
         """One timer for all sockets instead of a timeout around every receive: close (4011)

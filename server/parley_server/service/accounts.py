@@ -7,6 +7,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import nacl.exceptions
 import nacl.pwhash
@@ -18,6 +19,9 @@ from parley_server.service.context import Services, Session, now_ms
 from parley_server.service.errors import ServiceError
 from parley_server.service.ratelimit import SlidingWindow
 from parley_server.store.base import UsernameTaken
+
+if TYPE_CHECKING:
+    from parley_server.service.admin import Operators
 
 log = get_logger("parley.accounts")
 
@@ -60,9 +64,8 @@ class Accounts:
         self._dummy_hash: bytes | None = None
         self.visible_user: Callable[[str], Awaitable[bool]] | None = None
         """Set by the social layer: False hides a user from lookup (as if absent)."""
-        self._dummy_hash: bytes | None = None
-        self.visible_user: Callable[[str], Awaitable[bool]] | None = None
-        """Set by the social layer: False hides a user from lookup (as if absent)."""
+        self.operators: Operators | None = None
+        """Set by the app (service/admin.py): registration mode, invites, disabled accounts."""
 
     # --- password hashing (slow on purpose: always in a thread) ----------------------------
     def _hash_sync(self, password: str) -> bytes:
@@ -99,7 +102,9 @@ class Accounts:
             raise ServiceError(ErrorCode.WEAK_PASSWORD, "password is too easy to guess")
 
     # --- accounts ----------------------------------------------------------------------------
-    async def register(self, username: str, password: str, client_ip: str) -> RegisterReply:
+    async def register(
+        self, username: str, password: str, client_ip: str, invite: str | None = None
+    ) -> RegisterReply:
         # Every attempt counts (a taken name too): registration is also a way to probe names.
         wait = self._register_by_ip.retry_after(client_ip)
         if wait is not None:
@@ -107,11 +112,16 @@ class Accounts:
             raise ServiceError(ErrorCode.RATE_LIMITED, "too many registrations, try later", wait)
         self._register_by_ip.hit(client_ip)
         self.check_password_strength(username, password)
+        claim = await self.operators.admit(invite) if self.operators else None
         password_hash = await self._hash(password)
         try:
             user = await self.s.store.create_user(username, password_hash, now_ms())
         except UsernameTaken:
+            if self.operators:
+                await self.operators.release(claim)
             raise ServiceError(ErrorCode.USERNAME_TAKEN, "that username is taken") from None
+        if self.operators:
+            await self.operators.bind(claim, user.user_id)
         log.info("account_registered", user_id=user.user_id)
         return RegisterReply(user_id=user.user_id, username=user.username)
 
@@ -143,6 +153,8 @@ class Accounts:
             log.info("login_failed", client_ip=client_ip)
             raise ServiceError(ErrorCode.BAD_CREDENTIALS, "wrong username or password")
         self._known_ips.hit(pair)
+        if self.operators:
+            await self.operators.check_active(user.user_id)  # after the password: no probing
         token = secrets.token_urlsafe(32)
         device = await self.s.store.create_device(
             user.user_id, device_name, hash_token(token), now_ms()
@@ -186,6 +198,8 @@ class Accounts:
             raise ServiceError(ErrorCode.UNAUTHORIZED, "unknown or expired token")
         if row.revoked:
             raise ServiceError(ErrorCode.DEVICE_REVOKED, "this device was signed out")
+        if self.operators:
+            await self.operators.check_active(row.user_id)
         return Session(user_id=row.user_id, device_id=row.device_id)
 
     async def still_valid(self, session: Session, token: str) -> bool:

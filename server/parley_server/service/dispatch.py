@@ -11,6 +11,7 @@ from parley.protocol import blobs, ops, social
 from parley.protocol.ops import Result
 from parley_server.fanout.base import Subscriber
 from parley_server.service.accounts import Accounts
+from parley_server.service.admin import Operators
 from parley_server.service.attachments import make_attachments
 from parley_server.service.context import Services, Session
 from parley_server.service.conversations import Conversations
@@ -22,6 +23,7 @@ from parley_server.service.social import Social
 from parley_server.service.sync import Sync
 from parley_server.service.to_device import ToDevice
 from parley_server.service.typing import TypingRelay
+from parley_server.store.admin import admin_store_of
 
 Handler = Callable[[Session, Any, Subscriber | None], Awaitable[Result]]
 
@@ -44,6 +46,10 @@ class App:
         self.accounts.visible_user = self.social.visible_user
         self.recalls = Recalls(services, self.conversations, self.social_store)
         self.typing = TypingRelay(services, self.conversations)
+        self.operators = Operators(
+            services, admin_store_of(services.stores), conversations=self.conversations
+        )
+        self.accounts.operators = self.operators
         self.attachments = make_attachments(services)
         self.messages.attachments = self.attachments
         c = self.conversations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from parley.protocol.envelope import EnvelopeError, check_group_message
 from parley.protocol.errors import ErrorCode
 from parley.protocol.ops import History, HistoryPage, Send, Sent
+from parley_server import metrics
 from parley_server.fanout.base import Subscriber
 from parley_server.service.attachments import Attachments
 from parley_server.service.context import Services, Session, now_ms
@@ -59,6 +60,7 @@ class Messages:
             await self.attachments.record_send(op.conversation_id, result.entry.seq, op.blobs)
         # The store returned: the entry is durable. Only now is it pushed (and acknowledged).
         if not result.duplicate:
+            metrics.MESSAGES.inc()
             await push_entry(
                 self.s.broker, result.entry, (m.user_id for m in info.members), exclude=origin
             )

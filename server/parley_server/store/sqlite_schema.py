@@ -201,7 +201,27 @@ CREATE INDEX blob_refs_by_entry ON blob_refs(conversation_id, seq);
 
 # Operations: disabled accounts, registration mode and invites.
 _V5 = """
-SELECT 1;
+-- an operator's decision about an account: 'disabled' (reversible) or 'deleted' (final)
+CREATE TABLE account_status (
+    user_id TEXT PRIMARY KEY REFERENCES users(user_id),
+    status  TEXT NOT NULL,
+    since   INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- server-wide settings an operator changes at run time (registration mode)
+CREATE TABLE server_settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- one-time registration invites, stored only as the SHA-256 of their code
+CREATE TABLE invites (
+    code_hash BLOB PRIMARY KEY,
+    created   INTEGER NOT NULL,
+    expires   INTEGER NOT NULL,
+    used_at   INTEGER,
+    used_by   TEXT
+) WITHOUT ROWID;
 """
 
 _MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}

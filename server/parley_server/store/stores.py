@@ -83,7 +83,9 @@ class Stores:
 
 def _build_sqlite(settings: Settings) -> Stores:
     from parley_server.store.blob_records import BlobRecords
+    from parley_server.store.admin import AdminStore
     from parley_server.store.sqlite import SqliteStore
+    from parley_server.store.sqlite_admin import SqliteAdminStore
     from parley_server.store.sqlite_blob_records import SqliteBlobRecords
     from parley_server.store.sqlite_keydir import SqliteKeyDirectory
     from parley_server.store.sqlite_provisioning import SqliteProvisioning
@@ -98,6 +100,7 @@ def _build_sqlite(settings: Settings) -> Stores:
         provisioning=SqliteProvisioning(main),
     )
     stores.add(BlobRecords, SqliteBlobRecords(main))  # type: ignore[type-abstract]
+    stores.add(AdminStore, SqliteAdminStore(main))  # type: ignore[type-abstract]
     # further domains: stores.add(SomeDomainStore, SqliteSomeDomainStore(main))
     return stores
 

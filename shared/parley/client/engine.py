@@ -66,12 +66,22 @@ from parley.protocol.records import (
 from parley.sync import Classification, ConversationSync, Pull, StoreRange, StreamSync
 
 STOP_CLOSE_CODES = frozenset(
-    {CloseCode.UNAUTHORIZED, CloseCode.DEVICE_REVOKED, CloseCode.UNSUPPORTED_VERSION}
+    {
+        CloseCode.UNAUTHORIZED,
+        CloseCode.DEVICE_REVOKED,
+        CloseCode.UNSUPPORTED_VERSION,
+        CloseCode.ACCOUNT_DISABLED,
+    }
 )
 """Close codes after which reconnecting cannot help: the shell must stop (and re-login)."""
 
 STOP_ERROR_CODES = frozenset(
-    {ErrorCode.UNAUTHORIZED, ErrorCode.DEVICE_REVOKED, ErrorCode.UNSUPPORTED_VERSION}
+    {
+        ErrorCode.UNAUTHORIZED,
+        ErrorCode.DEVICE_REVOKED,
+        ErrorCode.UNSUPPORTED_VERSION,
+        ErrorCode.ACCOUNT_DISABLED,
+    }
 )
 TRANSIENT_SEND_ERRORS = frozenset(
     {ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL}

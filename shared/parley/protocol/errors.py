@@ -33,6 +33,11 @@ class ErrorCode(StrEnum):
     USERNAME_TAKEN = "username_taken"
     WEAK_PASSWORD = "weak_password"
     BAD_CREDENTIALS = "bad_credentials"
+    # Operations (an operator's decisions: parley admin)
+    ACCOUNT_DISABLED = "account_disabled"  # an operator disabled (or deleted) this account
+    REGISTRATION_CLOSED = "registration_closed"  # the server takes no new accounts
+    INVITE_REQUIRED = "invite_required"  # registration is by invite only: none was given
+    INVITE_INVALID = "invite_invalid"  # the invite is unknown, already used or expired
     # Key directory (HTTP /api/v1/keys)
     BAD_SIGNATURE = "bad_signature"  # a signed prekey or device list signature does not verify
     IDENTITY_KEY_CHANGED = "identity_key_changed"  # another IK for a device (= a new device)
@@ -66,6 +71,7 @@ class CloseCode(IntEnum):
     PROTOCOL_ERROR = 4000  # first frame was not a valid Hello
     UNAUTHORIZED = 4001  # Hello token unknown, expired or logged out
     DEVICE_REVOKED = 4003  # the device of this token was revoked
+    ACCOUNT_DISABLED = 4004  # an operator disabled or deleted the account; do not reconnect
     HELLO_TIMEOUT = 4008  # no Hello within HELLO_TIMEOUT_S
     SLOW_CONSUMER = 4009  # the send queue overflowed; reconnect and resync by seq
     UNSUPPORTED_VERSION = 4010  # Hello.v is not a protocol version this server speaks

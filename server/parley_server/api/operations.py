@@ -1,0 +1,99 @@
+"""What an orchestrator and an operator see of a node: readiness, request ids, the admin watch.
+
+* ``GET /readyz``: 200 while the node takes new work, 503 ``unavailable`` from the moment it
+  starts draining (SIGTERM), so a load balancer stops sending it clients before it closes them.
+  ``/healthz`` (liveness) stays 200 until the process exits.
+* Every HTTP request and WebSocket session gets a request id: the ``X-Request-ID`` a proxy sent
+  (if it looks like one) or a new random one. Every log line of that request or session carries
+  it (structlog context variables), and HTTP responses echo it in ``X-Request-ID``.
+* ``operations_lifespan`` runs the node's admin watch (``service/admin.py``) and connects the
+  metrics that are sampled rather than counted (send queues, store transactions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import structlog
+from litestar import Litestar, MediaType, Response, get
+from litestar.datastructures import State
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from parley.protocol.errors import ErrorCode
+from parley.protocol.http import ErrorBody
+from parley_server import metrics
+from parley_server.gateway.hub import Hub
+from parley_server.service.dispatch import App
+
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@get("/readyz", include_in_schema=False, sync_to_thread=False)
+def readyz(state: State) -> Response[Any]:
+    hub: Hub = state.hub
+    if hub.draining or hub.closing:
+        return Response(
+            ErrorBody(code=ErrorCode.UNAVAILABLE, message="draining"),
+            status_code=503,
+            media_type=MediaType.JSON,
+        )
+    return Response({"status": "ready"}, media_type=MediaType.JSON)
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            return value.decode() if _REQUEST_ID.match(value) else None
+    return None
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    """Bind ``request_id`` for the logs of one request (or WebSocket session)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
+            await app(scope, receive, send)
+            return
+        rid = _incoming_id(scope) or secrets.token_hex(8)
+        out = send
+        if scope["type"] == ScopeType.HTTP:
+            header = (b"x-request-id", rid.encode())
+
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), header]
+                await send(message)
+
+            out = send_with_id
+        with structlog.contextvars.bound_contextvars(request_id=rid):
+            await app(scope, receive, out)
+
+    return middleware
+
+
+def operations_lifespan(
+    parley: App, hub: Hub
+) -> Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        metrics.watch_send_queues(lambda: (c.queued() for c in list(hub.connections)))
+        unobserve = metrics.observe_store_transactions()
+        watch = asyncio.create_task(parley.operators.watch(hub.connections))
+        try:
+            yield
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+            unobserve()
+
+    return lifespan
+
+
+__all__ = ["operations_lifespan", "readyz", "request_id_middleware"]
