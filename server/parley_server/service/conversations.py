@@ -227,7 +227,8 @@ class Conversations:
                     removed=[me],
                 )
                 return Ok()
-            # Hand ownership over first: the oldest admin, else the oldest member.
+            # Hand ownership over first: the first admin, else the first member, in the
+            # store's member order (by user id), so the choice is deterministic.
             heir = next((m for m in others if m.role == Role.ADMIN), others[0])
             handover = Membership(
                 action=MembershipAction.ROLE_CHANGED,
