@@ -42,12 +42,14 @@ def _run(settings: Settings, job: Callable[[Any], Awaitable[T]]) -> T:
     async def main() -> T:
         from parley_server.fanout.local import LocalBroker
         from parley_server.service.context import Services
-        from parley_server.service.dispatch import App
+        from parley_server.service.dispatch import Dispatcher
         from parley_server.store.stores import open_stores
 
         stores = await open_stores(settings)
         try:
-            return await job(App(Services(stores=stores, broker=LocalBroker(), settings=settings)))
+            return await job(
+                Dispatcher(Services(stores=stores, broker=LocalBroker(), settings=settings))
+            )
         finally:
             await stores.close()
 

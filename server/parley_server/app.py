@@ -25,7 +25,7 @@ from parley_server.gateway.endpoint import make_ws_handler
 from parley_server.gateway.hub import Hub
 from parley_server.logging import get_logger
 from parley_server.service.context import Services, now_ms
-from parley_server.service.dispatch import App
+from parley_server.service.dispatch import Dispatcher
 from parley_server.store.stores import Stores, build_stores
 from parley_server.webassets import web_routes
 
@@ -35,7 +35,7 @@ IDEMPOTENCY_KEEP_MS = 7 * 24 * 3600 * 1000
 """Send retries older than this may append again (matches the SQLite engine's own TTL)."""
 
 
-async def _expire_loop(app: App) -> None:
+async def _expire_loop(app: Dispatcher) -> None:
     every = app.services.settings.to_device_expire_every_s
     while True:
         try:
@@ -58,7 +58,7 @@ def create_app(
     stores = stores or build_stores(settings)
     broker = broker or LocalBroker()
     hub = hub or Hub()
-    parley = App(Services(stores=stores, broker=broker, settings=settings))
+    parley = Dispatcher(Services(stores=stores, broker=broker, settings=settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

@@ -17,7 +17,7 @@ from parley.protocol import social
 from parley_server.config import Settings
 from parley_server.fanout.local import LocalBroker
 from parley_server.service.context import Services, Session, now_ms
-from parley_server.service.dispatch import App
+from parley_server.service.dispatch import Dispatcher
 from parley_server.store.stores import open_stores
 
 
@@ -37,12 +37,13 @@ class Recorder:
 class Harness:
     """The service container plus helpers to make users and contacts."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: Dispatcher) -> None:
         self.app = app
         self._names = itertools.count(1)
 
     async def user(self) -> Session:
-        row = await self.app.services.store.create_user(f"user{next(self._names)}", b"-", now_ms())
+        name = f"user{next(self._names)}"
+        row = await self.app.services.store.create_user(name, b"-", now_ms())
         return Session(user_id=row.user_id, device_id=1)
 
     async def listen(self, who: Session) -> Recorder:
@@ -70,6 +71,6 @@ async def harness(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
     settings = _settings(tmp_path, **(marker.kwargs if marker else {}))
     stores = await open_stores(settings)
     try:
-        yield Harness(App(Services(stores=stores, broker=LocalBroker(), settings=settings)))
+        yield Harness(Dispatcher(Services(stores=stores, broker=LocalBroker(), settings=settings)))
     finally:
         await stores.close()

@@ -23,7 +23,7 @@ from parley.protocol.http import (
 from parley_server.api.auth import provide_app, provide_session
 from parley_server.service.accounts import normalize_username
 from parley_server.service.context import Session
-from parley_server.service.dispatch import App
+from parley_server.service.dispatch import Dispatcher
 from parley_server.service.errors import ServiceError
 
 
@@ -56,7 +56,7 @@ class AccountController(Controller):
 
     @post("/accounts", status_code=201)
     async def register(
-        self, data: RegisterInput, parley: App, request: Request[object, object, State]
+        self, data: RegisterInput, parley: Dispatcher, request: Request[object, object, State]
     ) -> RegisterReply:
         body = _register_body(data)
         client_ip = request.client.host if request.client else "unknown"
@@ -66,7 +66,7 @@ class AccountController(Controller):
 
     @post("/sessions", status_code=201)
     async def login(
-        self, data: LoginBody, parley: App, request: Request[object, object, State]
+        self, data: LoginBody, parley: Dispatcher, request: Request[object, object, State]
     ) -> LoginReply:
         client_ip = request.client.host if request.client else "unknown"
         return await parley.accounts.login(
@@ -78,11 +78,11 @@ class AccountController(Controller):
         status_code=204,
         dependencies={"session": Provide(provide_session)},
     )
-    async def logout(self, parley: App, session: Session) -> None:
+    async def logout(self, parley: Dispatcher, session: Session) -> None:
         await parley.accounts.revoke_device(session, session.device_id)
 
     @get("/devices", dependencies={"session": Provide(provide_session)})
-    async def devices(self, parley: App, session: Session) -> DeviceList:
+    async def devices(self, parley: Dispatcher, session: Session) -> DeviceList:
         return await parley.accounts.list_devices(session)
 
     @delete(
@@ -92,12 +92,12 @@ class AccountController(Controller):
     )
     async def revoke(
         self,
-        parley: App,
+        parley: Dispatcher,
         session: Session,
         device_id: Annotated[int, Parameter(ge=1, le=2**31 - 1)],
     ) -> None:
         await parley.accounts.revoke_device(session, device_id)
 
     @get("/users/{username:str}", dependencies={"session": Provide(provide_session)})
-    async def user(self, parley: App, session: Session, username: str) -> UserInfo:
+    async def user(self, parley: Dispatcher, session: Session, username: str) -> UserInfo:
         return await parley.accounts.lookup_user(session, username)

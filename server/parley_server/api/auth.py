@@ -7,12 +7,12 @@ from litestar.datastructures import State
 
 from parley.protocol.errors import ErrorCode
 from parley_server.service.context import Session
-from parley_server.service.dispatch import App
+from parley_server.service.dispatch import Dispatcher
 from parley_server.service.errors import ServiceError
 
 
-def provide_app(state: State) -> App:
-    app: App = state.parley
+def provide_app(state: State) -> Dispatcher:
+    app: Dispatcher = state.parley
     return app
 
 
@@ -21,5 +21,5 @@ async def provide_session(request: Request[object, object, State]) -> Session:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ServiceError(ErrorCode.UNAUTHORIZED, "missing bearer token")
-    app: App = request.app.state.parley
+    app: Dispatcher = request.app.state.parley
     return await app.accounts.authenticate(token.strip())

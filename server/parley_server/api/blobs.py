@@ -21,11 +21,11 @@ from litestar.response import File
 from parley.protocol.errors import ErrorCode
 from parley_server.api.errors import error_response
 from parley_server.blobs.local import LocalBlobStore, UploadRefused, UrlRefused
-from parley_server.service.dispatch import App
+from parley_server.service.dispatch import Dispatcher
 
 
 def _local(request: Request[Any, Any, Any]) -> LocalBlobStore | None:
-    app: App = request.app.state.parley
+    app: Dispatcher = request.app.state.parley
     store = app.attachments.blobs
     return store if isinstance(store, LocalBlobStore) else None
 
@@ -81,7 +81,7 @@ def blob_routes() -> list[Any]:
 
 
 def blobs_lifespan(
-    parley: App,
+    parley: Dispatcher,
 ) -> Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]:
     """Open the blob store after the stores, run GC while serving, close it first."""
 

@@ -20,7 +20,7 @@ from parley.protocol.http import ErrorBody
 from parley_server.api.auth import provide_session
 from parley_server.api.errors import STATUS_OF, error_response
 from parley_server.service.context import Session
-from parley_server.service.dispatch import App
+from parley_server.service.dispatch import Dispatcher
 from parley_server.service.errors import ServiceError
 from parley_server.service.keys import Keys
 
@@ -38,7 +38,7 @@ KEY_STATUS: dict[ErrorCode, int] = {
 UserIdPath = Annotated[str, Parameter(min_length=1, max_length=64)]
 
 
-def make_keys(app: App) -> Keys:
+def make_keys(app: Dispatcher) -> Keys:
     return Keys(app.services, app.services.stores.keys)
 
 

@@ -29,7 +29,7 @@ from parley.protocol.errors import ErrorCode
 from parley.protocol.http import ErrorBody
 from parley_server import metrics
 from parley_server.gateway.hub import Hub
-from parley_server.service.dispatch import App
+from parley_server.service.dispatch import Dispatcher
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -78,7 +78,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
 
 
 def operations_lifespan(
-    parley: App, hub: Hub
+    parley: Dispatcher, hub: Hub
 ) -> Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

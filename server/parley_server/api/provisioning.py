@@ -20,7 +20,7 @@ from parley.protocol.http import ErrorBody
 from parley_server.api.auth import provide_session
 from parley_server.api.errors import STATUS_OF, error_response
 from parley_server.service.context import Session
-from parley_server.service.dispatch import App
+from parley_server.service.dispatch import Dispatcher
 from parley_server.service.errors import ServiceError
 from parley_server.service.provisioning import Provisioning
 
@@ -29,7 +29,7 @@ PROV_STATUS: dict[ErrorCode, int] = {ErrorCode.LINK_EXPIRED: 410, ErrorCode.LINK
 ProvIdPath = Annotated[str, Parameter(pattern="^[0-9a-f]{32}$")]
 
 
-def make_provisioning(app: App) -> Provisioning:
+def make_provisioning(app: Dispatcher) -> Provisioning:
     return Provisioning(app.services, app.services.stores.provisioning)
 
 

@@ -29,7 +29,7 @@ from parley.protocol.frames import Bye, Error, Ping, Pong, Reply, Request
 from parley_server import metrics
 from parley_server.logging import get_logger
 from parley_server.service.context import Session
-from parley_server.service.dispatch import App
+from parley_server.service.dispatch import Dispatcher
 from parley_server.service.errors import ServiceError
 
 log = get_logger("parley.gateway")
@@ -59,7 +59,7 @@ class Connection:
     def __init__(
         self,
         socket: WebSocket[Any, Any, Any],
-        app: App,
+        app: Dispatcher,
         session: Session,
         queue_max: int,
         idle_s: float,

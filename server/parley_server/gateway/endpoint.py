@@ -24,7 +24,7 @@ from parley_server.gateway.hub import Hub
 from parley_server.gateway.wsprotocol import SCOPE_KEY, LeanWebSocketProtocol
 from parley_server.logging import get_logger
 from parley_server.service.context import Session, now_ms
-from parley_server.service.dispatch import App
+from parley_server.service.dispatch import Dispatcher
 from parley_server.service.errors import ServiceError
 from parley_server.store.base import StoreError
 
@@ -37,7 +37,9 @@ async def _close(socket: WebSocket[Any, Any, Any], code: int, reason: str) -> No
         await socket.close(code, reason)
 
 
-async def _handshake(socket: WebSocket[Any, Any, Any], app: App) -> tuple[Session, str] | None:
+async def _handshake(
+    socket: WebSocket[Any, Any, Any], app: Dispatcher
+) -> tuple[Session, str] | None:
     cfg = app.services.settings
     try:
         data = await asyncio.wait_for(socket.receive_bytes(), cfg.hello_timeout_s)
@@ -70,7 +72,7 @@ async def _handshake(socket: WebSocket[Any, Any, Any], app: App) -> tuple[Sessio
     return session, hello.token
 
 
-def make_ws_handler(app: App, hub: Hub) -> WebsocketRouteHandler:
+def make_ws_handler(app: Dispatcher, hub: Hub) -> WebsocketRouteHandler:
     cfg = app.services.settings
     broker = app.services.broker
 

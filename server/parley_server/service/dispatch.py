@@ -28,7 +28,7 @@ from parley_server.store.admin import admin_store_of
 Handler = Callable[[Session, Any, Subscriber | None], Awaitable[Result]]
 
 
-class App:
+class Dispatcher:
     """All services of one server process, plus the op table the gateway dispatches through."""
 
     def __init__(self, services: Services) -> None:
@@ -96,3 +96,7 @@ class App:
 
     async def dispatch(self, session: Session, op: ops.Op, origin: Subscriber | None) -> Result:
         return await self._table[type(op)](session, op, origin)
+
+
+App = Dispatcher
+"""Transitional alias, for code written before the rename; use ``Dispatcher``."""

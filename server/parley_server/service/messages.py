@@ -17,7 +17,7 @@ from parley_server.store.base import BadReference, NotFound
 
 class Messages:
     attachments: Attachments | None = None
-    """Checks and records ``Send.blobs`` (set by the App)."""
+    """Checks and records ``Send.blobs`` (set by the Dispatcher)."""
 
     def __init__(self, services: Services, conversations: Conversations) -> None:
         self.s = services
