@@ -81,6 +81,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     unauth_conns_per_ip: int = 256
     """Concurrent connections per client IP that are not (yet) an authenticated WebSocket:
     plain HTTP connections and sockets waiting for their ``hello``. Beyond it, refused."""
+    send_queue_max_bytes: int = limits.SEND_QUEUE_MAX_BYTES
+    """Bytes queued to one WebSocket before it is closed 4009 (a client that does not read)."""
     to_device_queue_max: int = 1000
     """Undelivered to-device items one sender may have queued for one recipient user."""
 

@@ -90,10 +90,24 @@ def test_auth_failures_stop_and_other_closes_reconnect_with_backoff() -> None:
         (rec,) = [e for e in h.effects() if isinstance(e, fx.Reconnect)]
         delays.append(rec.delay)
     assert delays == [0.25, 0.5, 1.0, 2.0]
-    h.connect()  # a Welcome resets the schedule
+    ((rid, _),) = h.ops(h.connect(), SyncRequest)
+    h.reply(rid, synced())  # a completed sync (not the Welcome alone) resets the schedule
     h.engine.disconnected(h.now, int(CloseCode.GOING_AWAY), "bye")
     (rec,) = [e for e in h.effects() if isinstance(e, fx.Reconnect)]
     assert rec.attempt == 1
+
+
+def test_a_welcome_without_a_completed_sync_keeps_backing_off() -> None:
+    """Regression: a server whose sync reply the transport refuses welcomed the client, dropped
+    it, and the backoff restarted at attempt 1 every time (82 reconnects in 30 s)."""
+    h = Harness(ClientEngine("t", random=lambda: 0.0))
+    attempts = []
+    for _ in range(6):
+        assert h.ops(h.connect(), SyncRequest)  # welcomed, sync asked, never answered
+        h.engine.disconnected(h.now, int(CloseCode.MESSAGE_TOO_BIG), "frame too big")
+        (rec,) = [e for e in h.effects() if isinstance(e, fx.Reconnect)]
+        attempts.append(rec.attempt)
+    assert attempts == [1, 2, 3, 4, 5, 6]
 
 
 def test_error_without_id_unauthorized_stops() -> None:

@@ -14,6 +14,7 @@ import js  # type: ignore[import-not-found]
 from pyodide.ffi import create_proxy, to_js  # type: ignore[import-not-found]
 
 from parley.client.interfaces import TransportClosed
+from parley.protocol.limits import MAX_FRAME_BYTES
 
 
 def ws_url(path: str = "/ws") -> str:
@@ -39,6 +40,7 @@ class WebSocketTransport:
         self._proxies: list[Any] = []
         self.close_code: int | None = None
         self.close_reason = ""
+        self._too_big = False
 
     async def connect(self, timeout: float = 10.0) -> None:
         loop = asyncio.get_running_loop()
@@ -54,11 +56,16 @@ class WebSocketTransport:
             data = event.data
             if isinstance(data, str):  # the protocol is binary; text is a peer bug, keep it visible
                 self._queue.put_nowait(data.encode())
+            elif int(data.byteLength) > MAX_FRAME_BYTES:
+                # The same frame limit as the server and the CPython client (a browser has none
+                # of its own): refuse it as they do, 1009, and let the engine back off.
+                self._too_big = True
+                ws.close(4000, "frame above max_frame")
             else:
                 self._queue.put_nowait(js.Uint8Array.new(data).to_bytes())
 
         def on_close(event: Any) -> None:
-            self.close_code = int(event.code)
+            self.close_code = 1009 if self._too_big else int(event.code)
             self.close_reason = str(event.reason)
             if not opened.done():
                 opened.set_exception(TransportClosed(self.close_code, self.close_reason))

@@ -5,7 +5,9 @@ request order. Pushes from other connections and replies share one send path: a 
 written at once when nothing is queued and the socket is writable (``send_now`` of
 ``wsprotocol.LeanWebSocketProtocol``), else queued and sent by a flush task that exists only
 while there is a backlog (or a close to send). When the backlog exceeds ``send_queue_max``
-frames the socket is closed 4009 and the client resyncs by seq. There is no timer per
+frames or ``send_queue_max_bytes`` bytes the socket is closed 4009 and the client resyncs by
+seq: a socket that never reads holds at most that much (plus the transport's own buffer and
+one frame). There is no timer per
 connection: the hub's sweep closes connections idle for ``idle_s`` (``last_rx``).
 
 Idle memory per socket is the figure this layout keeps small (docs/performance.md): one task
@@ -26,6 +28,7 @@ from litestar.exceptions import WebSocketDisconnect
 from parley.protocol.codec import FrameError, decode_client, encode
 from parley.protocol.errors import CloseCode, ErrorCode
 from parley.protocol.frames import Bye, Error, Ping, Pong, Reply, Request
+from parley.protocol.limits import SEND_QUEUE_MAX_BYTES
 from parley_server import metrics
 from parley_server.logging import get_logger
 from parley_server.service.context import Session
@@ -42,6 +45,8 @@ class Connection:
     __slots__ = (
         "__weakref__",
         "_backlog",
+        "_backlog_bytes",
+        "_close_now",
         "_close_sent",
         "_flusher",
         "_send_now",
@@ -52,6 +57,7 @@ class Connection:
         "idle_s",
         "last_rx",
         "queue_max",
+        "queue_max_bytes",
         "session",
         "socket",
     )
@@ -64,15 +70,20 @@ class Connection:
         queue_max: int,
         idle_s: float,
         send_now: Callable[[bytes], bool] | None = None,
+        queue_max_bytes: int = SEND_QUEUE_MAX_BYTES,
+        close_now: Callable[[int, str], bool] | None = None,
     ) -> None:
         self.socket = socket
         self.app = app
         self.session = session
         self.queue_max = queue_max
+        self.queue_max_bytes = queue_max_bytes
         self.idle_s = idle_s
         self.last_rx = time.monotonic()
         self._send_now = send_now  # None: not under our uvicorn protocol, always queue
+        self._close_now = close_now  # writes the close frame without waiting for writability
         self._backlog: deque[bytes] | None = None  # made on the first frame that must wait
+        self._backlog_bytes = 0
         self._flusher: asyncio.Task[None] | None = None
         self._close_sent = False
         self.close_code: int | None = None
@@ -88,10 +99,14 @@ class Connection:
             return
         if backlog is None:
             backlog = self._backlog = deque()
-        if len(backlog) >= self.queue_max:
+        if (
+            len(backlog) >= self.queue_max
+            or self._backlog_bytes + len(frame) > self.queue_max_bytes
+        ):
             self.close(CloseCode.SLOW_CONSUMER, "send queue overflow; resync")
             return
         backlog.append(frame)
+        self._backlog_bytes += len(frame)
         self._start_flusher()
 
     def close(self, code: int, reason: str = "") -> None:
@@ -100,6 +115,7 @@ class Connection:
             self.close_reason = reason
             if code == CloseCode.SLOW_CONSUMER and self._backlog:
                 self._backlog.clear()
+                self._backlog_bytes = 0
             self._start_flusher()
 
     def queued(self) -> int:
@@ -125,13 +141,16 @@ class Connection:
                     # Popped only once written, so deliver() keeps queueing behind it.
                     await ws.send_bytes(backlog[0])
                     if backlog:  # an overflow close may have cleared it meanwhile
-                        backlog.popleft()
+                        self._backlog_bytes -= len(backlog.popleft())
                 if self.close_code is None:
                     return
                 if not self._close_sent:
                     self._close_sent = True
-                    if self.close_code != 0:  # 0: the peer is already gone
-                        await ws.close(self.close_code, self.close_reason)
+                    code, reason = self.close_code, self.close_reason
+                    if code != 0 and (  # 0: the peer is already gone
+                        self._close_now is None or not self._close_now(code, reason)
+                    ):
+                        await ws.close(code, reason)
                 return
         except (WebSocketDisconnect, OSError, RuntimeError):
             if self.close_code is None:

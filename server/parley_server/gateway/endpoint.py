@@ -105,6 +105,8 @@ def make_ws_handler(app: Dispatcher, hub: Hub) -> WebsocketRouteHandler:
             cfg.send_queue_max,
             3 * cfg.heartbeat_s,
             send_now=proto.send_now if isinstance(proto, LeanWebSocketProtocol) else None,
+            queue_max_bytes=cfg.send_queue_max_bytes,
+            close_now=proto.close_now if isinstance(proto, LeanWebSocketProtocol) else None,
         )
         welcome = Welcome(
             user_id=session.user_id,

@@ -170,6 +170,34 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         return True
 
 
+    def close_now(self, code: int, reason: str) -> bool:
+        """Write the close frame now, even while the peer does not read (uvicorn's ASGI close
+        first waits until the socket is writable, which for such a peer is never). The frame
+        queues behind what the transport holds; if the peer has not completed the closing
+        handshake ``close_timeout`` later, the connection is aborted and its buffer dropped.
+        False when this protocol cannot (the caller uses the ASGI close)."""
+        if (
+            self.disconnected
+            or self.close_sent
+            or not self.handshake_complete
+            or self.initial_response is not None
+            or self.transport.is_closing()
+        ):
+            return False
+        try:
+            self.conn.send_close(code, reason)
+        except InvalidState:
+            return False
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+        return True
+
+
 class LeanHttpToolsProtocol(HttpToolsProtocol):
     """Pass as uvicorn's ``http=`` (runner.py) together with ``LeanWebSocketProtocol``.
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from parley.protocol.envelope import EnvelopeError, check_group_message
 from parley.protocol.errors import ErrorCode
 from parley.protocol.ops import History, HistoryPage, Send, Sent
+from parley.protocol.records import ConvEntry
 from parley_server import metrics
 from parley_server.fanout.base import Subscriber
 from parley_server.service.attachments import Attachments
 from parley_server.service.context import Services, Session, now_ms
 from parley_server.service.conversations import Conversations
 from parley_server.service.errors import ServiceError, not_member
+from parley_server.service.pages import backward_page, forward_page, reply_budget
 from parley_server.service.push import push_entry, push_events
 from parley_server.store.base import BadReference, NotFound
 
@@ -69,8 +71,21 @@ class Messages:
 
     async def history(self, session: Session, op: History) -> HistoryPage:
         info = await self.conversations.member_info(session, op.conversation_id)
-        limit = min(op.limit, self.s.settings.history_page_max)
-        entries, more = await self.s.store.history(
-            op.conversation_id, op.after_seq, op.before_seq, limit
-        )
+        cfg = self.s.settings
+        limit = min(op.limit, cfg.history_page_max)
+        budget = reply_budget(cfg.max_frame_bytes)
+        store = self.s.store
+        cid = op.conversation_id
+        if op.after_seq is not None:
+
+            async def after(seq: int, n: int) -> list[ConvEntry]:
+                return (await store.history(cid, seq, None, n))[0]
+
+            entries, more, _ = await forward_page(after, op.after_seq, limit, budget)
+        else:
+
+            async def before(seq: int | None, n: int) -> tuple[list[ConvEntry], bool]:
+                return await store.history(cid, None, seq, n)
+
+            entries, more = await backward_page(before, op.before_seq, limit, budget)
         return HistoryPage(entries=entries, last_seq=info.last_seq, more=more)

@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from parley.protocol.ops import ConvState, SyncReply, SyncRequest
+from parley.protocol.records import ToDeviceItem, UserEvent
 from parley_server.service.context import Services, Session, now_ms
+from parley_server.service.pages import forward_page, reply_budget, wire_size
 
 if TYPE_CHECKING:
     from parley_server.service.reads import Reads
@@ -25,10 +27,6 @@ class Sync:
     async def sync(self, session: Session, op: SyncRequest) -> SyncReply:
         cfg = self.s.settings
         store = self.s.store
-        events = await store.events_after(session.user_id, op.events_after, cfg.sync_events_max + 1)
-        items = await store.to_device_after(
-            session.user_id, session.device_id, op.to_device_after, cfg.sync_to_device_max + 1
-        )
         held = {c.conversation_id: c.seq for c in op.conversations}
         changed: list[ConvState] = []
         conv_next: bytes | None = None
@@ -44,11 +42,28 @@ class Sync:
             changed.append(state)
         if self.reads is not None:
             await self.reads.annotate(session.user_id, changed)
+        # Everything shares one frame. The conversation states (at most 1000 small rows) go
+        # first; events (small) may take half of what is left, to-device items the rest, so
+        # each list makes progress on every call (one item is at most 64 KiB).
+        budget = reply_budget(cfg.max_frame_bytes) - sum(wire_size(c) for c in changed)
+
+        async def events_after(after: int, n: int) -> list[UserEvent]:
+            return await store.events_after(session.user_id, after, n)
+
+        async def items_after(after: int, n: int) -> list[ToDeviceItem]:
+            return await store.to_device_after(session.user_id, session.device_id, after, n)
+
+        events, events_more, used = await forward_page(
+            events_after, op.events_after, cfg.sync_events_max, budget // 2
+        )
+        items, items_more, _ = await forward_page(
+            items_after, op.to_device_after, cfg.sync_to_device_max, budget - used
+        )
         return SyncReply(
-            events=events[: cfg.sync_events_max],
-            events_more=len(events) > cfg.sync_events_max,
-            to_device=items[: cfg.sync_to_device_max],
-            to_device_more=len(items) > cfg.sync_to_device_max,
+            events=events,
+            events_more=events_more,
+            to_device=items,
+            to_device_more=items_more,
             conversations=changed,
             conv_next=conv_next,
             server_time=now_ms(),

@@ -286,7 +286,8 @@ class ClientEngine:
         self.page = min(self.page, w.limits.history_page_max)
         for conv in self.conversations.values():
             conv.page = min(conv.page, self.page)
-        self.attempt = 0
+        # ``attempt`` is not reset here: a server that welcomes and then drops us (e.g. a reply
+        # the transport refuses) must not get a reconnect storm. It resets once a sync completed.
         self._set_state(ConnectionState.SYNCING)
         self._sync(now)
         if self.to_device.cursor > self._acked_to_device:
@@ -406,6 +407,7 @@ class ClientEngine:
             self._s.sync_again = False
             self._sync(now, r.conv_next)
         elif self.state is ConnectionState.SYNCING:
+            self.attempt = 0  # this connection proved healthy
             self._set_state(ConnectionState.ONLINE)
 
     def _store_events(self, events: Sequence[UserEvent], now: float) -> None:

@@ -17,6 +17,11 @@ HEARTBEAT_S = 25.0
 MAX_FRAME_BYTES = 256 * 1024
 """Largest WebSocket message either side accepts; bigger frames close the socket with 1009."""
 
+FRAME_HEADROOM = 4 * 1024
+"""Bytes of a frame kept for the reply's own framing: the items of one page (history, sync)
+take at most ``max_frame - FRAME_HEADROOM``, so every reply fits the frame limit that both
+sides enforce. A page that would be larger stops early and says ``more``."""
+
 MAX_ENVELOPE_BYTES = 96 * 1024
 """Largest conversation envelope (IMv1 GroupMessage). Content above 64 KiB goes as attachment."""
 
@@ -41,6 +46,10 @@ SYNC_CONVERSATIONS_MAX = 1000
 
 SEND_QUEUE_MAX = 1024
 """Frames queued to one connection before it counts as a slow consumer (close 4009)."""
+
+SEND_QUEUE_MAX_BYTES = 4 * 1024 * 1024
+"""Bytes queued to one connection before it counts as a slow consumer (close 4009): with
+frames of at most ``MAX_FRAME_BYTES`` a socket that never reads holds at most this much."""
 
 TO_DEVICE_TTL_S = 30 * 24 * 3600
 """Undelivered to-device envelopes expire after 30 days (docs/imv1.md §2 ``SERVER_QUEUE_TTL``)."""
