@@ -8,18 +8,29 @@ const bar = document.getElementById("progress");
 const fill = bar.querySelector(".progress-fill");
 const status = document.getElementById("status");
 
+const authMessage = document.getElementById("auth-message");
+// Shell strings before Python (and its i18n) is there: English or Chinese from the saved choice
+// or the browser's language.
+const zh = (localStorage.getItem("parley.lang") || navigator.language || "").toLowerCase().startsWith("zh");
+const SHELL = zh
+  ? { waiting: "正在启动，完成后立即继续", retrying: "下载失败，正在重试", failed: "无法启动 Parley：部分文件未能下载。", retry: "重试" }
+  : { waiting: "Starting, your request continues when ready", retrying: "A download failed, retrying", failed: "Parley could not start: some files did not download.", retry: "Retry" };
+
 function progress(pct, text) {
   fill.style.width = `${pct}%`;
   bar.setAttribute("aria-valuenow", String(pct));
   status.textContent = text;
+  if (boot.pending) authMessage.textContent = `${SHELL.waiting}… ${pct}%`;
 }
 
-// The form works before Python is ready: a submit is kept and replayed once Python takes over.
+// The form works before Python is ready: a submit is kept (with visible progress) and replayed
+// once Python takes over.
 document.getElementById("auth-form").addEventListener("submit", (event) => {
   if (boot.handler) return boot.handler(event);
   event.preventDefault();
   boot.pending = event.submitter ? event.submitter.value : "login";
-  document.getElementById("auth-message").textContent = "Starting Python, one moment…";
+  authMessage.classList.remove("error");
+  authMessage.textContent = `${SHELL.waiting}… ${fill.style.width ? parseInt(fill.style.width, 10) : 0}%`;
 });
 
 // IndexedDB and WebCrypto helpers handed to Python as the module "parley_glue". They exist so
@@ -82,10 +93,36 @@ const glue = {
   },
 };
 
+// A failed download is retried with backoff (a busy server, a dropped connection); only after
+// RETRIES attempts does start-up give up, and then the page offers a Retry button: never a dead end.
+const RETRIES = 4;
+const backoffMs = (attempt) => Math.min(8000, 500 * 2 ** attempt) * (0.75 + Math.random() / 2);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+boot.retries = 0;
+
+async function withRetry(what, fn) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (err) {
+      if (attempt + 1 >= RETRIES) throw err;
+      boot.retries++;
+      console.warn(`${what} failed (attempt ${attempt + 1}), retrying:`, err);
+      status.textContent = `${SHELL.retrying}…`;
+      await sleep(backoffMs(attempt));
+    }
+  }
+}
+
+// A module whose import failed stays failed under its URL: a retry imports it under a new one.
+const retryUrl = (url, attempt) => (attempt ? `${url}${url.includes("?") ? "&" : "?"}retry=${attempt}` : url);
+
 async function fetchBytes(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  return response.arrayBuffer();
+  return withRetry(url, async () => {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+    return response.arrayBuffer();
+  });
 }
 
 // A memory snapshot of the freshly started interpreter (taken before any JS object is handed to
@@ -118,7 +155,7 @@ function writeSnapshot(bytes) {
 
 async function start() {
   progress(5, "Loading Python runtime…");
-  const sodium = import(config.sodium).then(async (module) => {
+  const sodium = withRetry("libsodium", (n) => import(retryUrl(config.sodium, n))).then(async (module) => {
     const S = module.default;
     await S.ready;
     mark("sodium");
@@ -126,7 +163,7 @@ async function start() {
   });
   const appZip = fetchBytes(config.app);
   const snapshot = readSnapshot();
-  const { loadPyodide } = await import(config.pyodideModule);
+  const { loadPyodide } = await withRetry("pyodide", (n) => import(retryUrl(config.pyodideModule, n)));
   // Absolute URLs: Pyodide resolves packages against packageBaseUrl (else it falls back to a CDN).
   const base = new URL(config.pyodide, location.href).href;
   const options = { indexURL: base, packageBaseUrl: base };
@@ -141,7 +178,9 @@ async function start() {
       saved = null;
     }
   }
-  if (!saved) pyodide = await loadPyodide({ ...options, _makeSnapshot: true });
+  // loadPyodide fetches the wasm, the stdlib and the lock itself: a failure there is a fresh
+  // start again, with backoff.
+  if (!saved) pyodide = await withRetry("python runtime", () => loadPyodide({ ...options, _makeSnapshot: true }));
   mark("pyodide");
   boot.snapshot = saved ? "loaded" : "made";
   if (!saved) {
@@ -153,7 +192,11 @@ async function start() {
   }
   progress(70, "Loading packages…");
   // loadPackage only logs a failed download: the import in Python below is the real check.
-  const msgspec = pyodide.loadPackage("msgspec", { messageCallback: () => {}, checkIntegrity: true });
+  // ...so the package is loaded (and retried) until msgspec really imports.
+  const msgspec = withRetry("msgspec", async () => {
+    await pyodide.loadPackage("msgspec", { messageCallback: () => {}, checkIntegrity: true });
+    pyodide.runPython("import msgspec");
+  });
   pyodide.registerJsModule("sodium", await sodium);
   pyodide.registerJsModule("parley_glue", glue);
   pyodide.unpackArchive(await appZip, "zip", { extractDir: "/home/pyodide/parley-app" });
@@ -181,9 +224,22 @@ function registerServiceWorker() {
     .catch((err) => { console.warn("service worker:", err); return false; });
 }
 
-start().catch((err) => {
+// Every retry spent: say so and offer a Retry button (a fresh load of the page; the browser's
+// HTTP cache and the service worker keep what did arrive).
+function failed(err) {
   boot.error = String(err && err.stack ? err.stack : err);
   console.error("Parley failed to start:", err);
   document.body.dataset.python = "failed";
-  progress(100, "Failed to start: see the console");
-});
+  progress(100, SHELL.failed);
+  authMessage.textContent = SHELL.failed;
+  authMessage.classList.add("error");
+  const again = document.createElement("button");
+  again.type = "button";
+  again.id = "boot-retry";
+  again.className = "small";
+  again.textContent = SHELL.retry;
+  again.addEventListener("click", () => location.reload());
+  authMessage.append(" ", again);
+}
+
+start().catch(failed);

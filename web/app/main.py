@@ -101,16 +101,18 @@ async def _run(p: profile.Profile, data_key: bytes, token: str) -> Ui:
 
 
 async def _sign_out() -> None:
-    if ui is None:
+    # Hold the app in a local: the server's answer to the DELETE (the session ends,
+    # "unauthorized") makes ``Ui._after_stop`` clear the global ``ui`` while we await.
+    current = ui
+    if current is None:
         return
-    token = ui.token
     try:
         await pyfetch("/api/v1/sessions/current", method="DELETE",
-                      headers={"authorization": f"Bearer {token}"})  # fmt: skip
+                      headers={"authorization": f"Bearer {current.token}"})  # fmt: skip
     except Exception as exc:  # offline: the local sign-out still happens
         js.console.warn(f"logout: {exc!r}")
-    await profile.forget(ui.username)
-    await ui.m.close()
+    await profile.forget(current.username)
+    await current.m.close()
     js.location.reload()
 
 
