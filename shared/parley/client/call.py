@@ -283,7 +283,7 @@ class CallManager:
         if not c.devices:
             return self._end(c, EndReason.UNAVAILABLE, now, notify=())
         fx: list[Effect] = [StartMedia(call_id, video)]
-        fx += [self._send(c, d, cs.Invite, video=video) for d in c.devices]
+        fx += self._send_many(c, c.devices, cs.Invite, video=video)
         fx.append(Changed(c.view()))
         return fx
 
@@ -497,7 +497,8 @@ class CallManager:
             c.media_started = True
             fx: list[Effect] = [MakeOffer(c.call_id, ice_restart=False)]
             elsewhere = HangupReason.ANSWERED_ELSEWHERE
-            fx += [self._send(c, d, cs.Hangup, reason=elsewhere) for d in c.devices if d != device]
+            others = [d for d in c.devices if d != device]
+            fx += self._send_many(c, others, cs.Hangup, reason=elsewhere)
             fx.append(Changed(c.view()))
             return fx
         if c.state not in ACTIVE:
@@ -579,6 +580,16 @@ class CallManager:
         sig = kind(call=c.call_id, n=c.sent_n, **kw)  # type: ignore[arg-type]
         return SendSignal(c.peer, device, sig)
 
+    def _send_many(
+        self, c: Call, devices: list[int], kind: type[cs.Signal], **kw: object
+    ) -> list[Effect]:
+        """One signal (one ``n``) to several devices: the shell may send it in one batch."""
+        if not devices:
+            return []
+        c.sent_n += 1
+        sig = kind(call=c.call_id, n=c.sent_n, **kw)  # type: ignore[arg-type]
+        return [SendSignal(c.peer, d, sig) for d in devices]
+
     def _end(
         self,
         c: Call,
@@ -594,7 +605,7 @@ class CallManager:
             targets = to if to is not None else (
                 [c.selected] if c.selected is not None else list(c.devices)
             )  # fmt: skip
-            fx += [self._send(c, d, cs.Hangup, reason=notify[0]) for d in targets]
+            fx += self._send_many(c, targets, cs.Hangup, reason=notify[0])
         if was == CallState.INCOMING:
             fx.append(StopRinging(c.call_id))
         if c.media_started or c.outgoing:
