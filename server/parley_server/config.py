@@ -112,8 +112,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     blob_get_ttl_s: int = 300
     """How long a presigned download stays valid."""
     blob_pending_ttl_s: float = 24 * 3600.0
-    """Uncommitted uploads, and committed blobs that no live message carries, are deleted this
-    long after they were begun or committed."""
+    """Uncommitted uploads are deleted this long after ``upload_begin``."""
+    blob_unsent_ttl_s: float = 24 * 3600.0
+    """Committed blobs no message ever listed are deleted this long after their commit. (A blob
+    whose every message was recalled, or whose conversations were disbanded, goes at the next
+    GC pass.)"""
     blob_gc_every_s: float = 600.0
 
     # --- operations ------------------------------------------------------------------------

@@ -148,10 +148,12 @@ class Attachments:
     async def gc(self, now: int | None = None) -> int:
         """Delete uncommitted and orphaned blobs (and finish interrupted deletions)."""
         now = now_ms() if now is None else now
-        ttl_ms = int(self.s.settings.blob_pending_ttl_s * 1000)
+        st = self.s.settings
+        pending_before = now - int(st.blob_pending_ttl_s * 1000)
+        unsent_before = now - int(st.blob_unsent_ttl_s * 1000)
         total = 0
         while True:
-            ids = await self.records.collect(now - ttl_ms, now - ttl_ms, GC_BATCH)
+            ids = await self.records.collect(pending_before, unsent_before, GC_BATCH)
             for blob_id in ids:
                 await self.blobs.delete(blob_id)
                 await self.records.forget(blob_id)

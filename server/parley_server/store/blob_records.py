@@ -80,8 +80,8 @@ class BlobRecords(abc.ABC):
         the user is a member; or the user uploaded it. None otherwise (no detail leaks)."""
 
     @abc.abstractmethod
-    async def collect(self, pending_before: int, orphan_before: int, limit: int) -> list[str]:
+    async def collect(self, pending_before: int, unsent_before: int, limit: int) -> list[str]:
         """Mark garbage ``deleting`` and return up to ``limit`` ``deleting`` ids to delete:
-        pending blobs created before ``pending_before``; committed blobs committed before
-        ``orphan_before`` that no live message of a live conversation carries (never sent,
-        every message recalled, or the conversation disbanded)."""
+        pending blobs created before ``pending_before``; committed blobs no message ever
+        carried, committed before ``unsent_before``; committed blobs every message of which
+        was recalled or whose conversations were disbanded (at once: that is final)."""

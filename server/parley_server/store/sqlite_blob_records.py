@@ -156,16 +156,18 @@ class SqliteBlobRecords(BlobRecords):
         ).fetchone()
         return None if r is None else _row(r)
 
-    async def collect(self, pending_before: int, orphan_before: int, limit: int) -> list[str]:
+    async def collect(self, pending_before: int, unsent_before: int, limit: int) -> list[str]:
         def blob_collect(conn: sqlite3.Connection) -> list[str]:
             conn.execute(
                 "UPDATE blobs SET state = 'deleting' WHERE state = 'pending' AND created < ?",
                 (pending_before,),
             )
+            # never sent, past the grace; or sent, but no message carrying it is live any more
             conn.execute(
                 "UPDATE blobs AS b SET state = 'deleting' WHERE b.state = 'committed'"
-                " AND b.committed < ? AND NOT EXISTS (" + _LIVE_REF + ")",
-                (orphan_before,),
+                " AND NOT EXISTS (" + _LIVE_REF + ") AND (b.committed < ? OR EXISTS"
+                " (SELECT 1 FROM blob_refs AS r2 WHERE r2.blob_id = b.blob_id))",
+                (unsent_before,),
             )
             rows = conn.execute(
                 "SELECT blob_id FROM blobs WHERE state = 'deleting' LIMIT ?", (limit,)
