@@ -232,6 +232,23 @@ class SchemaTooNew(Exception):
     """The database was written by a newer Parley; refuse rather than corrupt it."""
 
 
+def _statements(script: str) -> list[str]:
+    """Split a script into statements by SQLite's own tokenizer, so a ';' inside a comment or a
+    string literal does not cut a statement (``executescript`` would commit our transaction)."""
+    statements: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            statements.append(buf)
+            buf = ""
+    if buf.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()
+    ):
+        raise ValueError(f"incomplete SQL statement in a migration: {buf[:80]!r}")
+    return statements
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to ``SCHEMA_VERSION`` in one transaction; returns the old version.
 
@@ -251,22 +268,5 @@ def migrate(conn: sqlite3.Connection) -> int:
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
-def _statements(script: str) -> list[str]:
-    """Split a script into statements by SQLite's own tokenizer, so a ';' inside a comment or a
-    string literal does not cut a statement (``executescript`` would commit our transaction)."""
-    statements: list[str] = []
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            statements.append(buf)
-            buf = ""
-    if buf.strip() and not all(
-        ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()
-    ):
-        raise ValueError(f"incomplete SQL statement in a migration: {buf[:80]!r}")
-    return statements
-
-
         raise
     return int(version)
