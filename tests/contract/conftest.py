@@ -1,6 +1,7 @@
 """The ``store`` fixture, parametrized over every Store engine.
 
-Adding an engine is one more entry in ``ENGINES``: a factory that, given the test's tmp_path,
+Adding an engine is one more entry in ``ENGINES``: a factory that, given the test's request and
+tmp_path,
 returns a function making a fresh (unopened) engine instance on the same backing storage, so
 durability tests can close one instance and reopen another on the same data.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -16,7 +18,14 @@ from typing import Any, cast
 import pytest
 
 from parley_server.store.base import Store
+from parley_server.store.redis import RedisStore
 from parley_server.store.sqlite import SqliteStore
+from tests.support.redis_servers import (  # noqa: F401 (session fixtures)
+    RedisClusterServers,
+    RedisServer,
+    redis_cluster,
+    redis_server,
+)
 
 StoreFactory = Callable[[], Store]
 
@@ -46,17 +55,38 @@ def bounded(make: Callable[[], Store]) -> StoreFactory:
     return lambda: cast(Store, _Bounded(make()))
 
 
-def _sqlite(tmp_path: Path) -> StoreFactory:
+def _sqlite(_request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     return lambda: SqliteStore(tmp_path / "parley.db")
 
 
-ENGINES: dict[str, Callable[[Path], StoreFactory]] = {"sqlite": _sqlite}
+def redis_prefix() -> str:
+    """Each test gets its own key prefix on the shared test Redis."""
+    return f"t{uuid.uuid4().hex[:12]}:"
+
+
+def _redis(request: pytest.FixtureRequest, _tmp_path: Path) -> StoreFactory:
+    server: RedisServer = request.getfixturevalue("redis_server")
+    prefix = redis_prefix()
+    return lambda: RedisStore(server.url, prefix=prefix)
+
+
+def _redis_cluster(request: pytest.FixtureRequest, _tmp_path: Path) -> StoreFactory:
+    cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
+    prefix = redis_prefix()
+    return lambda: RedisStore(cluster.url, prefix=prefix)
+
+
+ENGINES: dict[str, Callable[[pytest.FixtureRequest, Path], StoreFactory]] = {
+    "sqlite": _sqlite,
+    "redis": _redis,
+    "redis_cluster": _redis_cluster,
+}
 
 
 @pytest.fixture(params=sorted(ENGINES))
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     """Makes unopened engine instances that all share this test's backing storage."""
-    return bounded(ENGINES[request.param](tmp_path))
+    return bounded(ENGINES[request.param](request, tmp_path))
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ async def test_writes_are_observed_by_name(store: Store) -> None:
         await store.create_group(u.user_id, [], b"", b"c" * 16, NOW)
     finally:
         transactions._observers.clear()
-    names = [(name, ok) for _engine, name, _s, ok in seen]
+    # an engine may also report the steps of a transaction, as "<transaction>/<step>"
+    names = [(name, ok) for _engine, name, _s, ok in seen if "/" not in name]
     assert names == [
         ("accounts.create_user", True),
         ("accounts.create_user", False),

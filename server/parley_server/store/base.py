@@ -36,7 +36,7 @@ from parley_server.store.records import (
 from parley_server.store.to_device import ToDeviceStore
 
 
-class Store(AccountStore, ConversationStore, EventStore, ToDeviceStore, abc.ABC):
+class Store(AccountStore, EventStore, ConversationStore, ToDeviceStore, abc.ABC):
     """Durable state of one Parley service. All methods are coroutine-safe."""
 
     @abc.abstractmethod

@@ -16,6 +16,11 @@ class StoreError(Exception):
     """Base of the store's expected failures."""
 
 
+class StoreUnavailable(StoreError):
+    """The storage engine cannot be reached (Redis down, cluster failing over): the request
+    fails with a typed ``unavailable`` error and may be retried."""
+
+
 class UsernameTaken(StoreError):
     pass
 
@@ -91,6 +96,7 @@ __all__ = [
     "NotFound",
     "SessionRow",
     "StoreError",
+    "StoreUnavailable",
     "ToDeviceOut",
     "UserRow",
     "UsernameTaken",
