@@ -19,10 +19,12 @@ if TYPE_CHECKING:
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """Inside Pyodide only the shared package exists: skip test modules of the CPython shells."""
+    """Inside Pyodide only the shared package exists: skip test modules of the CPython shells
+    (the server and the CPython client)."""
     if sys.platform != "emscripten" or collection_path.suffix != ".py":
         return None
-    return "parley_server" in collection_path.read_text(errors="replace") or None
+    text = collection_path.read_text(errors="replace")
+    return "parley_server" in text or "parley_client" in text or None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

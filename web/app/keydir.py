@@ -1,4 +1,5 @@
-"""The key directory (``/api/v1/keys``) over the browser's fetch, with the session's token."""
+"""The key directory (``/api/v1/keys``) over the browser's fetch, with the session's token: the
+E2E driver's key-directory caller (requests are built by ``parley.client.e2e.keys_api``)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,11 @@ from urllib.parse import urlencode
 import msgspec
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
+from parley.client.e2e.keys_api import BASE, KeyDirectoryError
+
+__all__ = ["KeyDirectory", "KeyDirectoryError"]
+
 T = TypeVar("T")
-
-BASE = "/api/v1/keys"
-
-
-class KeyDirectoryError(Exception):
-    def __init__(self, status: int, body: str) -> None:
-        super().__init__(f"key directory {status}: {body[:200]}")
-        self.status = status
 
 
 class KeyDirectory:

@@ -260,6 +260,10 @@ class E2EDriver:
         """A shell saved ``blob`` itself (synchronously)."""
         self._saved = blob
 
+    def new_id(self) -> str:
+        """A fresh content id (from the driver's rng)."""
+        return pairwise.new_id(self._rng)
+
     @property
     def ready(self) -> bool:
         """Our device list is published: sending is possible."""
@@ -274,6 +278,10 @@ class E2EDriver:
         device list with this device, a batch of prekeys. ``ready`` only once the server took
         the list (a crash before leaves it unpublished). A further device of an account gets
         409 (``account_key_changed``): it must be linked (``link_needed``)."""
+        async with self.lock:
+            await self._publish_keys()
+
+    async def _publish_keys(self) -> None:
         if self.st.own.aik_seed is None:
             identity.create_account_key(self.st, self._rng)
         if self.st.own.published_devlist:
@@ -491,11 +499,11 @@ class E2EDriver:
     async def send_text(
         self, cid: bytes, text: str, *, reply_to: int = 0, mentions: Sequence[str] = ()
     ) -> str:
-        c = content_mod.Text(id=pairwise.new_id(self._rng), ts=self.now(), body=text)
+        c = content_mod.Text(id=self.new_id(), ts=self.now(), body=text)
         return await self.send_content(cid, c, reply_to=reply_to, mentions=mentions)
 
     async def send_attachment(self, cid: bytes, pointer: AttachmentPointer, caption: str) -> str:
-        c = content_mod.Att(id=pairwise.new_id(self._rng), ts=self.now(), att=pointer,
+        c = content_mod.Att(id=self.new_id(), ts=self.now(), att=pointer,
                             caption=caption)  # fmt: skip
         return await self.send_content(cid, c)
 
