@@ -10,6 +10,7 @@ from parley.protocol.frames import EntryPush, ToDevicePush
 from parley.protocol.ops import (
     ConvCursor,
     Conversation,
+    DirectOpen,
     GroupCreate,
     History,
     HistoryPage,
@@ -143,6 +144,7 @@ async def test_to_device_send_push_sync_ack(server: ServerProcess) -> None:
     bob1, bob2 = new_user(server.http_url, "tdb", devices=2)
     a = await _login(server, alice)
     b1 = await _login(server, bob1)
+    await a.call(DirectOpen(user_id=bob1.user_id))  # to-device needs a shared conversation
     sent: ToDeviceSent = await a.call(
         ToDeviceSend(
             messages=[

@@ -9,6 +9,7 @@ from parley.protocol.ops import Ok, ToDeviceAck, ToDeviceSend, ToDeviceSent
 from parley_server.service.context import Services, Session, now_ms
 from parley_server.service.errors import ServiceError
 from parley_server.store.base import NotFound, ToDeviceOut
+from parley_server.store.reach import ReachStore
 
 
 class ToDevice:
@@ -31,6 +32,7 @@ class ToDevice:
         for m in op.messages:
             if m.device_id not in devices[m.user_id]:
                 raise ServiceError(ErrorCode.UNKNOWN_DEVICE, "no such device")
+        await self._check_reach(session, op)
         try:
             queued = await self.s.store.enqueue_to_device(
                 session.user_id,
@@ -49,6 +51,28 @@ class ToDevice:
                 user_id, device_id, encode(ToDevicePush(item=item))
             )
         return ToDeviceSent(count=len(queued))
+
+    async def _check_reach(self, session: Session, op: ToDeviceSend) -> None:
+        """Only to oneself, contacts and co-members; at most ``to_device_queue_max`` items
+        queued per (sender, recipient user) (the recipient's devices fetch and ack them)."""
+        reach = self.s.stores.get(ReachStore)  # type: ignore[type-abstract]
+        per_user: dict[str, int] = {}
+        for m in op.messages:
+            per_user[m.user_id] = per_user.get(m.user_id, 0) + 1
+        allowed = await reach.may_reach(session.user_id, list(per_user))
+        if not allowed.issuperset(per_user):
+            raise ServiceError(
+                ErrorCode.FORBIDDEN, "to-device goes only to contacts and conversation members"
+            )
+        cap = self.s.settings.to_device_queue_max
+        for user_id, n in per_user.items():
+            if user_id == session.user_id:
+                continue  # one's own devices (key sharing between them) are not capped
+            if await reach.queued_from(session.user_id, user_id) + n > cap:
+                raise ServiceError(
+                    ErrorCode.RATE_LIMITED,
+                    f"at most {cap} undelivered items per recipient; wait for them to sync",
+                )
 
     async def ack(self, session: Session, op: ToDeviceAck) -> Ok:
         await self.s.store.ack_to_device(session.user_id, session.device_id, op.upto_seq)

@@ -15,6 +15,8 @@ from parley_server.store.records import NotFound
 from parley_server.store.sqlite_db import SqliteDatabase
 
 _encode = msgspec.msgpack.Encoder().encode
+encode_event = _encode
+"""How an ``EventBody`` is stored (for domains that rewrite one of their own events)."""
 _decode_event = msgspec.msgpack.Decoder(EventBody).decode
 
 

@@ -169,7 +169,20 @@ CREATE INDEX read_marks_by_user ON read_marks(user_id, conversation_id);
 
 # Hardening: group invitations, to-device caps, throttles.
 _V3 = """
-SELECT 1;
+-- to-device cap per (sender, recipient user): counted on this index
+CREATE INDEX to_device_by_sender ON to_device(user_id, sender);
+-- the user events that carry a friend request's note, rewritten without it once answered
+ALTER TABLE friend_requests ADD COLUMN from_event_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE friend_requests ADD COLUMN to_event_seq INTEGER NOT NULL DEFAULT 0;
+-- group invitations: a member invites, the invitee accepts (or declines) before joining
+CREATE TABLE group_invites (
+    conversation_id BLOB NOT NULL REFERENCES conversations(conversation_id),
+    invitee         TEXT NOT NULL REFERENCES users(user_id),
+    inviter         TEXT NOT NULL REFERENCES users(user_id),
+    created         INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, invitee)
+) WITHOUT ROWID;
+CREATE INDEX group_invites_by_invitee ON group_invites(invitee, created);
 """
 
 # Attachments: blob records (owner, size, digest, state) and where each was sent.

@@ -42,7 +42,7 @@ from parley_server.store.social import (
     TooManyPending,
 )
 from parley_server.store.sqlite_db import SqliteDatabase
-from parley_server.store.sqlite_events import append_events_txn
+from parley_server.store.sqlite_events import append_events_txn, encode_event
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_entry = msgspec.msgpack.Decoder(EntryBody).decode
@@ -78,12 +78,27 @@ def _contacts(conn: sqlite3.Connection, a: str, b: str) -> bool:
 
 
 def _drop_request(conn: sqlite3.Connection, sender: str, target: str) -> bool:
-    return (
-        conn.execute(
-            "DELETE FROM friend_requests WHERE from_user = ? AND to_user = ?", (sender, target)
-        ).rowcount
-        > 0
-    )
+    """Delete a pending request, and its note from both users' stored timelines: a note is
+    kept only while the request is unanswered (docs/threat-model.md)."""
+    row = conn.execute(
+        "DELETE FROM friend_requests WHERE from_user = ? AND to_user = ?"
+        " RETURNING note, from_event_seq, to_event_seq",
+        (sender, target),
+    ).fetchone()
+    if row is None:
+        return False
+    note, from_seq, to_seq = row
+    if note:
+        for user_id, seq, body in (
+            (sender, from_seq, FriendRequestOpened(user_id=target, incoming=False)),
+            (target, to_seq, FriendRequestOpened(user_id=sender, incoming=True)),
+        ):
+            if seq:
+                conn.execute(
+                    "UPDATE user_events SET body = ? WHERE user_id = ? AND seq = ?",
+                    (encode_event(body), user_id, seq),
+                )
+    return True
 
 
 def _closed(sender: str, target: str, outcome: FriendRequestOutcome) -> list[tuple[str, EventBody]]:
@@ -207,7 +222,13 @@ class SqliteSocialStore(SocialStore):
                 (sender, FriendRequestOpened(user_id=target, incoming=False, note=note)),
                 (target, FriendRequestOpened(user_id=sender, incoming=True, note=note)),
             ]
-            return RequestResult(False, append_events_txn(conn, opened, now))
+            appended = append_events_txn(conn, opened, now)
+            conn.execute(
+                "UPDATE friend_requests SET from_event_seq = ?, to_event_seq = ?"
+                " WHERE from_user = ? AND to_user = ?",
+                (appended[0][1].seq, appended[1][1].seq, sender, target),
+            )
+            return RequestResult(False, appended)
 
         return await self.store.transaction("social.send_request", job)
 

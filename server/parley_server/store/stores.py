@@ -87,7 +87,9 @@ def _build_sqlite(settings: Settings) -> Stores:
     from parley_server.store.sqlite import SqliteStore
     from parley_server.store.sqlite_admin import SqliteAdminStore
     from parley_server.store.sqlite_blob_records import SqliteBlobRecords
+    from parley_server.store.reach import ReachStore
     from parley_server.store.sqlite_keydir import SqliteKeyDirectory
+    from parley_server.store.sqlite_reach import SqliteReachStore
     from parley_server.store.sqlite_provisioning import SqliteProvisioning
     from parley_server.store.sqlite_social import SqliteSocialStore
 
@@ -101,6 +103,7 @@ def _build_sqlite(settings: Settings) -> Stores:
     )
     stores.add(BlobRecords, SqliteBlobRecords(main))  # type: ignore[type-abstract]
     stores.add(AdminStore, SqliteAdminStore(main))  # type: ignore[type-abstract]
+    stores.add(ReachStore, SqliteReachStore(main))  # type: ignore[type-abstract]
     # further domains: stores.add(SomeDomainStore, SqliteSomeDomainStore(main))
     return stores
 
