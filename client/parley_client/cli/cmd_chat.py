@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,6 +19,7 @@ from parley.client.message_state import MessageState
 from parley.client.session import RequestError
 from parley.protocol.records import Message, ReadPosition
 from parley_client.cli import render
+from parley_client.cli.cmd_files import send_file
 from parley_client.cli.command import ParleyCommand
 from parley_client.cli.conversations import (
     all_conversations,
@@ -91,14 +93,21 @@ def chats(ctx: Ctx) -> None:
 Examples:
   parley send bob "see you at 6"
   parley send 3f2a...c9 "hello group"
-  echo "build finished" | parley send bob -""",
+  echo "build finished" | parley send bob -
+  parley send bob --file report.pdf "the Q3 report\"""",
 )
 @target_arg
-@click.argument("text")
+@click.argument("text", required=False, default="")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Send this file (encrypted); TEXT becomes its caption.")  # fmt: skip
 @click.pass_obj
 @guard
-def send(ctx: Ctx, target: str, text: str) -> None:
-    """Send an end-to-end encrypted message (TEXT '-' reads stdin)."""
+def send(ctx: Ctx, target: str, text: str, file: Path | None) -> None:
+    """Send an end-to-end encrypted message (TEXT '-' reads stdin) or file (--file)."""
+    if file is not None:
+        cid, seq = send_file(ctx, target, file, "" if text == "-" else text)
+        render.ok(f"Sent {file.name} (chat {chat_id(cid)}, seq {seq}).")
+        return
     if text == "-":
         text = sys.stdin.read().rstrip("\n")
     if not text.strip():

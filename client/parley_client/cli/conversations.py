@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from parley.client.attachments import describe as describe_attachment
 from parley.client.message_state import MessageState
 from parley.crypto import content as content_mod
 from parley.protocol.ops import Conversation, ConversationPage, ConvGet, ConvList
@@ -115,6 +116,7 @@ def as_dict(cid: bytes, m: MessageView, names: Names) -> dict[str, Any]:
         d.update(type="text", text=c.body, id=c.id)
     elif isinstance(c, content_mod.Att):
         d.update(type="attachment", caption=c.caption or "", name=c.att.name or "", id=c.id)
+        d["attachment"] = describe_attachment(c.att)
     else:
         d.update(type=str(c.__struct_config__.tag), id=c.id)
     return d

@@ -46,6 +46,7 @@ from typing import Protocol, TypeVar
 import msgspec
 
 from parley.client import effects as fx
+from parley.client.attachments import blob_ids_of_json
 from parley.client.e2e import backup, device, directory, groups, identity, keys_api, pairwise
 from parley.client.e2e import state as st_mod
 from parley.client.e2e.keys_api import ApiCall, KeyDirectoryError
@@ -567,6 +568,7 @@ class E2EDriver:
                 p.conversation_id, p.envelope, track=False, client_msg_id=p.local_id,
                 created_ms=p.created_ms, ref_seq=p.reply_to or None,
                 ref_kind=RefKind.REPLY if p.reply_to else None, mentions=p.mentions,
+                blobs=blob_ids_of_json(p.content),
             )  # fmt: skip
             p.stage = SendStage.QUEUED
             await self.save()

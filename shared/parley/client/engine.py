@@ -470,6 +470,7 @@ class ClientEngine:
         ref_seq: int | None = None,
         ref_kind: RefKind | None = None,
         mentions: Sequence[str] = (),
+        blobs: Sequence[str] = (),
     ) -> str:
         """Queue an envelope; returns its client_msg_id. The OutboxPut comes before the Send.
         ``ref_seq``/``ref_kind``/``mentions``: clear metadata of edits, reactions, replies and
@@ -482,6 +483,7 @@ class ClientEngine:
             ref_seq,
             ref_kind,
             list(mentions),
+            list(blobs),
         )
         if item.client_msg_id in self.outbox:
             return item.client_msg_id
@@ -561,6 +563,7 @@ class ClientEngine:
                 ref_seq=item.ref_seq,
                 ref_kind=item.ref_kind,
                 mentions=item.mentions,
+                blobs=item.blobs,
             )
             self._request(_Pending("send", op, now, client_msg_id=cmid), now)
 

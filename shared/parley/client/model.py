@@ -24,6 +24,7 @@ class OutboxItem(msgspec.Struct):
     ref_seq: int | None = None  # edit / reaction / reply target (parley.client.social)
     ref_kind: RefKind | None = None
     mentions: list[str] = msgspec.field(default_factory=list)
+    blobs: list[str] = msgspec.field(default_factory=list)  # attachment blob ids (Send.blobs)
 
 
 class Cursors(msgspec.Struct):

@@ -134,6 +134,7 @@ class Session:
         ref_seq: int | None = None,
         ref_kind: RefKind | None = None,
         mentions: Sequence[str] = (),
+        blobs: Sequence[str] = (),
     ) -> str:
         """Queue (persisted before it is sent) and return the client_msg_id. With
         ``track=False`` there is no ``wait_sent`` for it (watch MessageSent notifications);
@@ -149,6 +150,7 @@ class Session:
             ref_seq=ref_seq,
             ref_kind=ref_kind,
             mentions=mentions,
+            blobs=blobs,
         )
         if track:
             self._sends.setdefault(cmid, asyncio.get_running_loop().create_future())

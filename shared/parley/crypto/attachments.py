@@ -45,6 +45,9 @@ class AttachmentPointer(msgspec.Struct, frozen=True, omit_defaults=True):
     w: int | None = None
     h: int | None = None
     dur_ms: int | None = None
+    preview: AttachmentPointer | None = None
+    """An image's thumbnail (longest edge <= 320 px), encrypted as a blob of its own. ``thumb``
+    is then the tiny blurred placeholder shown before anything is downloaded."""
 
     def __repr__(self) -> str:
         return f"AttachmentPointer(id={self.id!r}, size={self.size}, <key hidden>)"

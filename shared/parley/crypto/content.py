@@ -170,6 +170,11 @@ def validate(c: Content, *, _depth: int = 0) -> None:
             raise MalformedMessage("thumbnail too large")
         if c.att.size < 0 or c.att.blob_size < 0:
             raise MalformedMessage("bad attachment size")
+        if (pv := c.att.preview) is not None:
+            b64d(pv.key, 32)
+            b64d(pv.digest, 32)
+            if pv.preview is not None or pv.size < 0 or pv.blob_size < 0:
+                raise MalformedMessage("bad attachment preview")
     elif isinstance(c, Call):
         if not c.sig or len(c.sig) > CALL_SIG_MAX:
             raise MalformedMessage("bad call signal size")
