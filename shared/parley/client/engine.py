@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
 import msgspec
 
@@ -103,9 +104,19 @@ class EngineStats:
     sends: int = 0  # Send requests sent (retries included)
 
 
+class _Kind(Enum):
+    """What a request in flight is for: how its reply or error is handled."""
+
+    SEND = "send"  # a message from the outbox (client_msg_id)
+    PULL = "pull"  # a history page sync asked for
+    SYNC = "sync"  # the catch-up after connecting
+    ACK = "ack"  # to-device items acknowledged up to ack_upto
+    USER = "user"  # any other op of the shell: ReplyReceived / RequestFailed
+
+
 @dataclass
 class _Pending:
-    kind: str  # "send" | "pull" | "sync" | "ack" | "user"
+    kind: _Kind
     op: Op
     sent_at: float
     pull: Pull | None = None
@@ -305,16 +316,16 @@ class ClientEngine:
             self._on_failure(p, reply.id, ErrorCode.INVALID, "unexpected result type", now)
             return
         result = reply.result
-        if p.kind == "send" and isinstance(result, Sent):
+        if p.kind is _Kind.SEND and isinstance(result, Sent):
             self._on_sent(p.client_msg_id, result, now)
-        elif p.kind == "pull" and isinstance(result, HistoryPage) and p.pull is not None:
+        elif p.kind is _Kind.PULL and isinstance(result, HistoryPage) and p.pull is not None:
             conv = self._conv(p.pull.conversation_id)
             self._run(conv.page_received(p.pull, result), now)
-        elif p.kind == "sync" and isinstance(result, SyncReply):
+        elif p.kind is _Kind.SYNC and isinstance(result, SyncReply):
             self._on_synced(result, now)
-        elif p.kind == "ack":
+        elif p.kind is _Kind.ACK:
             self._acked_to_device = max(self._acked_to_device, p.ack_upto)
-        elif p.kind == "user":
+        elif p.kind is _Kind.USER:
             self._emit(fx.ReplyReceived(reply.id, result))
 
     def _on_error(self, err: frames.Error, now: float) -> None:
@@ -332,7 +343,7 @@ class ClientEngine:
     def _on_failure(
         self, p: _Pending, request_id: int, code: ErrorCode, message: str, now: float
     ) -> None:
-        if p.kind == "send":
+        if p.kind is _Kind.SEND:
             self._in_flight.discard(p.client_msg_id)
             item = self.outbox.get(p.client_msg_id)
             if item is None:
@@ -343,15 +354,15 @@ class ClientEngine:
             del self.outbox[p.client_msg_id]
             self._emit(fx.OutboxDelete(p.client_msg_id))
             self._emit(fx.MessageFailed(p.client_msg_id, item.conversation_id, code.value, message))
-        elif p.kind == "pull" and p.pull is not None:
+        elif p.kind is _Kind.PULL and p.pull is not None:
             conv = self._conv(p.pull.conversation_id)
             conv.pull_failed(p.pull)
             if code in (ErrorCode.NOT_MEMBER, ErrorCode.NOT_FOUND, ErrorCode.DISBANDED):
                 conv.removed = True
-        elif p.kind == "sync":
+        elif p.kind is _Kind.SYNC:
             self._s.sync_in_flight = False
             self._emit(fx.ProtocolError(code.value, f"sync failed: {message}"))
-        elif p.kind == "user":
+        elif p.kind is _Kind.USER:
             self._emit(fx.RequestFailed(request_id, code.value, message))
 
     # --- pushes and sync ---------------------------------------------------------------------
@@ -388,7 +399,7 @@ class ClientEngine:
             conv_after=conv_after,
         )
         s.sync_in_flight = True
-        self._request(_Pending("sync", op, now), now)
+        self._request(_Pending(_Kind.SYNC, op, now), now)
 
     def _on_synced(self, r: SyncReply, now: float) -> None:
         self._s.sync_in_flight = False
@@ -456,7 +467,7 @@ class ClientEngine:
             self._ack_to_device(self.to_device.cursor, now)
 
     def _ack_to_device(self, upto: int, now: float) -> None:
-        self._request(_Pending("ack", ToDeviceAck(upto_seq=upto), now, ack_upto=upto), now)
+        self._request(_Pending(_Kind.ACK, ToDeviceAck(upto_seq=upto), now, ack_upto=upto), now)
 
     # --- user actions ------------------------------------------------------------------------
     def send_message(
@@ -499,7 +510,7 @@ class ClientEngine:
             rid = self._alloc_id()
             self._emit(fx.RequestFailed(rid, fx.UNAVAILABLE, "not connected"))
             return rid
-        return self._request(_Pending("user", op, now), now)
+        return self._request(_Pending(_Kind.USER, op, now), now)
 
     def set_in_view(self, conversation_id: bytes, in_view: bool, now: float) -> None:
         """A lazy client's chat came into (or left) view: pull its recent page if behind."""
@@ -525,7 +536,7 @@ class ClientEngine:
                 self._emit(fx.StoreEntries(a.conversation_id, a.entries, a.cursor))
             elif self.authenticated:
                 self.stats.pulls += 1
-                self._request(_Pending("pull", a.op(), now, pull=a), now)
+                self._request(_Pending(_Kind.PULL, a.op(), now, pull=a), now)
             else:
                 self._conv(a.conversation_id).pull_failed(a)
 
@@ -565,7 +576,7 @@ class ClientEngine:
                 mentions=item.mentions,
                 blobs=item.blobs,
             )
-            self._request(_Pending("send", op, now, client_msg_id=cmid), now)
+            self._request(_Pending(_Kind.SEND, op, now, client_msg_id=cmid), now)
 
     def _alloc_id(self) -> int:
         rid = self._next_id
@@ -595,9 +606,9 @@ class ClientEngine:
         self._in_flight.clear()
         self._s.sync_in_flight = False
         for rid, p in sorted(pending.items()):
-            if p.kind == "pull" and p.pull is not None:
+            if p.kind is _Kind.PULL and p.pull is not None:
                 self._conv(p.pull.conversation_id).pull_failed(p.pull)
-            elif p.kind == "user":
+            elif p.kind is _Kind.USER:
                 self._emit(fx.RequestFailed(rid, fx.UNAVAILABLE, why))
         for conv in self.conversations.values():  # pulls not yet sent
             if conv.pulling is not None:
