@@ -82,15 +82,15 @@ class Stores:
 
 
 def _build_sqlite(settings: Settings) -> Stores:
-    from parley_server.store.blob_records import BlobRecords
     from parley_server.store.admin import AdminStore
+    from parley_server.store.blob_records import BlobRecords
+    from parley_server.store.reach import ReachStore
     from parley_server.store.sqlite import SqliteStore
     from parley_server.store.sqlite_admin import SqliteAdminStore
     from parley_server.store.sqlite_blob_records import SqliteBlobRecords
-    from parley_server.store.reach import ReachStore
     from parley_server.store.sqlite_keydir import SqliteKeyDirectory
-    from parley_server.store.sqlite_reach import SqliteReachStore
     from parley_server.store.sqlite_provisioning import SqliteProvisioning
+    from parley_server.store.sqlite_reach import SqliteReachStore
     from parley_server.store.sqlite_social import SqliteSocialStore
 
     main = SqliteStore(settings.data_path / "parley.db")
@@ -101,8 +101,8 @@ def _build_sqlite(settings: Settings) -> Stores:
         keys=SqliteKeyDirectory(main),
         provisioning=SqliteProvisioning(main),
     )
-    stores.add(BlobRecords, SqliteBlobRecords(main))  # type: ignore[type-abstract]
     stores.add(AdminStore, SqliteAdminStore(main))  # type: ignore[type-abstract]
+    stores.add(BlobRecords, SqliteBlobRecords(main))  # type: ignore[type-abstract]
     stores.add(ReachStore, SqliteReachStore(main))  # type: ignore[type-abstract]
     # further domains: stores.add(SomeDomainStore, SqliteSomeDomainStore(main))
     return stores
