@@ -211,3 +211,18 @@ async def test_authenticated_sockets_do_not_count_against_the_cap(
             await c.close()
     finally:
         srv.stop()
+
+
+async def test_user_lookup_op_is_throttled_per_user(proxied: ServerProcess) -> None:
+    from parley.protocol import social as so
+
+    name = unique_name("lookws")
+    register(proxied.http_url, name)
+    me = login(proxied.http_url, name)
+    client = await RawClient.login(proxied.ws_url, me.token)
+    codes = []
+    for _ in range(5):
+        answer = await client.request(so.UserLookup(username=unique_name("x")))
+        codes.append(getattr(answer, "code", "ok"))
+    assert codes == ["ok", "ok", "ok", "rate_limited", "rate_limited"]
+    await client.close()

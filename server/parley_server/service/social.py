@@ -17,6 +17,7 @@ from parley.protocol.ops import Ok
 from parley_server.service.context import Services, Session, now_ms
 from parley_server.service.errors import ServiceError
 from parley_server.service.push import push_events
+from parley_server.service.ratelimit import SlidingWindow
 from parley_server.store.base import NotFound
 from parley_server.store.social import (
     AlreadyContacts,
@@ -83,6 +84,8 @@ class Social:
         self.s = services
         self.store = store
         self.presence: Presence | None = None  # told about contact changes
+        cfg = services.settings
+        self._lookups = SlidingWindow(cfg.lookup_limit, cfg.lookup_window_s)
 
     async def _publish(self, events: Events) -> None:
         await push_events(self.s.broker, events)
@@ -107,6 +110,10 @@ class Social:
         if len(given) != 1:
             raise ServiceError(ErrorCode.INVALID, "give exactly one of username, email, phone")
         field, raw = given[0]
+        wait = self._lookups.retry_after(session.user_id)
+        if wait is not None:  # a directory must not be cheap to enumerate
+            raise ServiceError(ErrorCode.RATE_LIMITED, "too many lookups, try later", wait)
+        self._lookups.hit(session.user_id)
         if field == "email":
             value = normalize_email(raw)
         elif field == "phone":
