@@ -143,3 +143,14 @@ def test_a_field_above_its_length_limit_is_too_large_from_the_codec() -> None:
     with pytest.raises(FrameError) as err:
         decode_client(msgspec.msgpack.encode(raw))
     assert err.value.code == ErrorCode.TOO_LARGE and err.value.request_id == 9
+
+
+def test_a_tag_that_is_not_utf8_is_bad_frame() -> None:
+    """Found by the WebSocket fuzz test: msgspec raises UnicodeDecodeError, not DecodeError."""
+    data = (
+        b"\x83\xa1t\xa3\xf2eq\xa2id\x01\xa2op\x83\xa1t\xa9conv_list\xa5after\xc0\xa5limit\xcc\xc8"
+    )
+    for decode in (decode_client, decode_server):
+        with pytest.raises(FrameError) as err:
+            decode(data)
+        assert err.value.code == ErrorCode.BAD_FRAME

@@ -3,7 +3,8 @@
 Every way a frame can fail to decode ends as a ``FrameError`` carrying its final code: not
 msgpack or not a frame (``bad_frame``), nested too deeply for the decoder (``bad_frame``; msgspec
 raises ``RecursionError`` about 1,000 levels down), a field above its length limit
-(``too_large``), any other wrong field (``invalid``), an unknown op (``unknown_op``).
+(``too_large``), any other wrong field (``invalid``), an unknown op (``unknown_op``), a string
+that is not UTF-8 where msgspec raises ``UnicodeDecodeError`` (``bad_frame``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ _LENGTH_LIMIT = re.compile(r"of length <= \d+")
 MAX_ENVELOPE_BYTES): such a frame is ``too_large``, not ``invalid``."""
 
 TOO_DEEP = "frame nests too deeply"
+NOT_UTF8 = "a string in the frame is not UTF-8"
 
 
 class FrameError(Exception):
@@ -61,6 +63,8 @@ def decode_server(data: bytes) -> ServerFrame:
         raise FrameError(ErrorCode.BAD_FRAME, str(exc)) from None
     except RecursionError:
         raise FrameError(ErrorCode.BAD_FRAME, TOO_DEEP) from None
+    except UnicodeDecodeError:
+        raise FrameError(ErrorCode.BAD_FRAME, NOT_UTF8) from None
 
 
 def decode_client(data: bytes) -> ClientFrame:
@@ -74,6 +78,9 @@ def decode_client(data: bytes) -> ClientFrame:
     except RecursionError:
         # The probe would recurse as deep: such a frame's id cannot be read, so no id.
         raise FrameError(ErrorCode.BAD_FRAME, TOO_DEEP) from None
+    except UnicodeDecodeError:
+        # msgspec raises it (not a DecodeError) for a tag string that is not UTF-8.
+        raise FrameError(ErrorCode.BAD_FRAME, NOT_UTF8) from None
 
 
 def _classify(data: bytes, detail: str) -> FrameError:
@@ -83,6 +90,8 @@ def _classify(data: bytes, detail: str) -> FrameError:
         return FrameError(ErrorCode.BAD_FRAME, "frame is not a msgpack map")
     except RecursionError:
         return FrameError(ErrorCode.BAD_FRAME, TOO_DEEP)
+    except UnicodeDecodeError:
+        return FrameError(ErrorCode.BAD_FRAME, NOT_UTF8)
     rid = probe.id if isinstance(probe.id, int) and 0 <= probe.id <= 2**53 else None
     if probe.t != "req":
         if probe.t in ("hello", "ping", "bye"):
