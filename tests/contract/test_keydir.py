@@ -30,8 +30,11 @@ from parley_server.store.keydir import (
     TooManyBackupRecords,
     TooManyPreKeys,
 )
+from parley_server.store.redis import RedisStore
+from parley_server.store.redis_keydir import RedisKeyDirectory
 from parley_server.store.sqlite import SqliteStore
 from parley_server.store.sqlite_keydir import SqliteKeyDirectory
+from tests.contract.conftest import redis_prefix
 
 NOW = 1_800_000_000_000
 TIMEOUT_S = 30.0
@@ -55,16 +58,47 @@ class _Sqlite:
         await self.store.close()
 
 
-KEYDIR_ENGINES: dict[str, Callable[[Path], _Sqlite]] = {"sqlite": lambda p: _Sqlite(p / "k.db")}
+class _Redis:
+    """A RedisStore (one Redis or a cluster, under this test's key prefix) and its directory."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.store = RedisStore(url, prefix=prefix)
+        self.directory = RedisKeyDirectory(self.store)
+
+    async def open(self) -> KeyDirectory:
+        await self.store.open()
+        return self.directory
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+Engine = _Sqlite | _Redis
+
+
+def _redis_engine(fixture: str) -> Callable[[pytest.FixtureRequest, Path], Callable[[], Engine]]:
+    def make(request: pytest.FixtureRequest, _tmp: Path) -> Callable[[], Engine]:
+        url = request.getfixturevalue(fixture).url
+        prefix = redis_prefix()
+        return lambda: _Redis(url, prefix)
+
+    return make
+
+
+KEYDIR_ENGINES: dict[str, Callable[[pytest.FixtureRequest, Path], Callable[[], Engine]]] = {
+    "sqlite": lambda _r, p: lambda: _Sqlite(p / "k.db"),
+    "redis": _redis_engine("redis_server"),
+    "redis_cluster": _redis_engine("redis_cluster"),
+}
 
 
 @pytest.fixture(params=sorted(KEYDIR_ENGINES))
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], _Sqlite]:
-    return lambda: KEYDIR_ENGINES[request.param](tmp_path)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Engine]:
+    return KEYDIR_ENGINES[request.param](request, tmp_path)
 
 
 @pytest.fixture
-async def kd(engine: Callable[[], _Sqlite]) -> AsyncIterator[KeyDirectory]:
+async def kd(engine: Callable[[], Engine]) -> AsyncIterator[KeyDirectory]:
     e = engine()
     d = await asyncio.wait_for(e.open(), TIMEOUT_S)
     try:
@@ -159,7 +193,7 @@ async def test_opk_handed_out_at_most_once_under_50_concurrent_fetches(kd: KeyDi
     assert await kd.opk_count(U, 1) == 0
 
 
-async def test_keys_survive_reopen(engine: Callable[[], _Sqlite]) -> None:
+async def test_keys_survive_reopen(engine: Callable[[], Engine]) -> None:
     e = engine()
     d = await e.open()
     ik = os.urandom(32)

@@ -1,4 +1,5 @@
-"""The SocialStore contract (SQLite engine on the store's file) and the v1 → v2 migration."""
+"""The SocialStore contract (every engine, on its core store's storage) and SQLite's v1 → v2
+migration."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,32 +21,46 @@ from parley.protocol.records import (
     RefKind,
 )
 from parley_server.store.base import BadReference, NotFound
-from parley_server.store.social import AlreadyContacts, Blocked, ProfileChange, TooManyPending
+from parley_server.store.redis_social import RedisSocialStore
+from parley_server.store.social import (
+    AlreadyContacts,
+    Blocked,
+    ProfileChange,
+    SocialStore,
+    TooManyPending,
+)
 from parley_server.store.sqlite import SqliteStore
 from parley_server.store.sqlite_schema import _V1, SCHEMA_VERSION
 from parley_server.store.sqlite_social import SqliteSocialStore
+from tests.contract.conftest import ENGINES
 
 NOW = 1_800_000_000_000
 
 
-@pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteSocialStore]]:
-    store = SqliteStore(tmp_path / "p.db")
+@pytest.fixture(params=sorted(ENGINES))
+async def stores(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Any, SocialStore]]:
+    """The core store and the social store of each engine, on one backing storage."""
+    store: Any = ENGINES[request.param](request, tmp_path)()
     await store.open()
+    social: SocialStore = (
+        SqliteSocialStore(store) if request.param == "sqlite" else RedisSocialStore(store)
+    )
     try:
-        yield store, SqliteSocialStore(store)
+        yield store, social
     finally:
         await store.close()
 
 
-async def _users(store: SqliteStore, n: int) -> list[str]:
+async def _users(store: Any, n: int) -> list[str]:
     return [
         (await store.create_user(f"u{i}_{uuid.uuid4().hex[:6]}", b"h", NOW)).user_id
         for i in range(n)
     ]
 
 
-async def test_requests_contacts_blocks(stores: tuple[SqliteStore, SqliteSocialStore]) -> None:
+async def test_requests_contacts_blocks(stores: tuple[Any, SocialStore]) -> None:
     store, social = stores
     a, b, c = await _users(store, 3)
     opened = await social.send_request(a, b, "hi", 100, NOW)
@@ -80,7 +96,7 @@ async def test_requests_contacts_blocks(stores: tuple[SqliteStore, SqliteSocialS
 
 
 async def test_profile_lookup_and_read_marks(
-    stores: tuple[SqliteStore, SqliteSocialStore],
+    stores: tuple[Any, SocialStore],
 ) -> None:
     store, social = stores
     a, b = await _users(store, 2)
@@ -105,7 +121,7 @@ async def test_profile_lookup_and_read_marks(
     assert await social.unread_count(cid, a, 1, 2) == 2  # capped
 
 
-async def test_refs_and_recall(stores: tuple[SqliteStore, SqliteSocialStore]) -> None:
+async def test_refs_and_recall(stores: tuple[Any, SocialStore]) -> None:
     store, social = stores
     a, b = await _users(store, 2)
     cid = uuid.uuid4().bytes
@@ -128,9 +144,12 @@ async def test_refs_and_recall(stores: tuple[SqliteStore, SqliteSocialStore]) ->
     assert isinstance(bodies[m.seq], Recalled) and isinstance(bodies[edit.entry.seq], Recalled)
     with pytest.raises(BadReference):
         await store.append_message(cid, b, 1, "z", b"env", NOW, m.seq, RefKind.REACTION)
-    # the bytes are gone from the file's live rows
-    raw = store.read_connection().execute("SELECT body FROM entries").fetchall()
-    assert not any(b"secret-envelope" in r[0] or b"edit-envelope" in r[0] for r in raw)
+    # the bytes are gone from the stored entries
+    if isinstance(store, SqliteStore):
+        raw = [r[0] for r in store.read_connection().execute("SELECT body FROM entries")]
+    else:
+        raw = list(await store.r.hvals(f"{store.k.conv(cid)}:e"))
+    assert raw and not any(b"secret-envelope" in r or b"edit-envelope" in r for r in raw)
 
 
 async def test_v1_database_migrates_to_current(tmp_path: Path) -> None:

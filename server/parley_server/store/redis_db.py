@@ -357,6 +357,26 @@ class RedisDatabase(RedisErrors):
             raise result
         return result, acked
 
+    async def cas(
+        self, name: str, version_key: str, plan: Callable[[], Awaitable[tuple[list[list[Any]], T]]]
+    ) -> T:
+        """An optimistic transaction on one slot, for logic that is clearer in Python than in
+        Lua: ``plan`` reads what it needs and returns (commands, result); the commands run in
+        one script only if ``version_key`` (same slot) did not change since before the reads,
+        else ``plan`` runs again. Every command's keys must be in ``version_key``'s slot."""
+        for _attempt in range(100):
+            seen = await self.r.get(version_key)
+            commands, result = await plan()
+            if not commands:
+                return result
+            flat: list[Any] = [int(seen or 0)]
+            for cmd in commands:
+                flat += [len(cmd), *cmd]
+            if int(await self.run(name, _CAS, [version_key], flat)):
+                return result
+            await asyncio.sleep(0.001)
+        raise StoreUnavailable(f"{name}: too much contention")
+
     async def write(self, name: str, run: Awaitable[T]) -> T:
         """A write of plain commands (no script) reported under ``name``."""
         return await timed("redis", name, run)
@@ -425,6 +445,21 @@ class RedisDatabase(RedisErrors):
 
 _outer: contextvars.ContextVar[str | None] = contextvars.ContextVar("redis_intent", default=None)
 """The cross-slot operation the current task runs: its steps are reported under it."""
+
+_CAS = """
+local v = tonumber(redis.call('GET', KEYS[1]) or '0')
+if v ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], v + 1)
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local cmd = {}
+  for j = 1, n do cmd[j] = ARGV[i + j] end
+  redis.call(unpack(cmd))
+  i = i + n + 1
+end
+return 1
+"""
 
 _INTENT_BEGIN = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
