@@ -23,11 +23,8 @@ def test_a_browser_device_refills_its_opks(contexts: Contexts, base_url: str) ->
     actx = contexts.new()
     page = sign_up(actx, base_url, name)
     claimers = [new_user(base_url, "claimer")[0] for _ in range(CLAIMERS)]
-    clients = [
-        httpx.Client(base_url=base_url, headers={"authorization": f"Bearer {c.token}"},
-                     timeout=10.0)  # fmt: skip
-        for c in claimers
-    ]
+    auth = [{"authorization": f"Bearer {c.token}"} for c in claimers]
+    clients = [httpx.Client(base_url=base_url, headers=h, timeout=10.0) for h in auth]
     try:
         r = clients[0].get(f"/api/v1/users/{name}")
         r.raise_for_status()

@@ -16,9 +16,12 @@ from app.composer import Composer
 from app.contacts import ContactsPane
 from app.conversation_view import ConversationView
 from app.groups import Groups
+from app.error_text import describe
 from app.i18n import t
 from app.live import Live
+from app.layout import Layout
 from app.secure import Messenger
+from app.notifications import Notifier
 from app.settings import Settings
 from parley.client import effects as fx
 from parley.client.model import ConnectionState
@@ -47,9 +50,13 @@ class Ui:
         self.composer = Composer(self)
         self.view = ConversationView(self)
         self.chat_list = ChatList(self)
+        self.att_view = AttachmentView(self)
+        self.attacher = Attacher(self)
         self.contacts = ContactsPane(self)
         self.groups = Groups(self)
         self.settings = Settings(self)
+        self.notifier = Notifier(self)
+        self.layout = Layout(self)
         self._listeners = dom.Listeners()
         for name in TABS:
             self._listeners.on(dom.el(f"tab-{name}"), "click", self._tab_handler(name))
@@ -102,9 +109,38 @@ class Ui:
         self.settings.render()
         self._set_conn(self.m.session.state)
 
+        self.notifier.chats_changed()
     def select_tab(self, name: str) -> None:
+        last = self.layout.last()
+        chat = self.m.chats.get(last) if last is not None else None
+        if chat is not None and not chat.left:
+            self.open_chat(chat.cid)  # a reload reopens the chat that was open
+
+    def error_text(self, exc: BaseException) -> str:
+        """A failure as translated, readable text (never the server's raw message)."""
+        return describe(exc)
+
+    def back_to_list(self) -> None:
+        """Narrow screens: from the chat back to the list (the chat is closed)."""
+        self.view.close()
+        dom.show(dom.el("details"), False)
+        self.layout.remember(None)
+        self.layout.show_list()
+        self.chat_list.render()
+
+    def visibility_changed(self, visible: bool) -> None:
+        """A hidden tab reads nothing: its messages stay unread (and notify) until it shows."""
+        cid = self.view.cid
+        self.m.open_cid = cid if visible else None
+        if visible and cid is not None:
+            self.spawn(self._read_open(cid))
+
+    async def _read_open(self, cid: bytes) -> None:
+        await self.m.mark_read(cid)
+        await self.m.send_read_mark(cid)
         for n in TABS:
             dom.show(dom.el(f"pane-{n}"), n == name)
+        self.layout.show_list()
             dom.el(f"tab-{n}").setAttribute("aria-selected", "true" if n == name else "false")
         if name == "contacts":
             self.spawn(self.contacts.refresh())
@@ -114,6 +150,8 @@ class Ui:
     def open_chat(self, cid: bytes) -> None:
         self.spawn(self._open(cid))
 
+        self.layout.show_chat()
+        self.layout.remember(cid)
     async def _open(self, cid: bytes) -> None:
         await self.view.open(cid)
         self.chat_list.render()
@@ -138,7 +176,7 @@ class Ui:
         try:
             number = m.safety_number(user_id)
         except Exception as exc:
-            box.appendChild(dom.h("p", "message error", str(exc)))
+            box.appendChild(dom.h("p", "message error", describe(exc)))
             return
         digits = number.replace(" ", "")
         grouped = " ".join(digits[i : i + 5] for i in range(0, len(digits), 5))
@@ -167,6 +205,7 @@ class Ui:
         self.view.title()
 
     def _on_note(self, n: fx.Notification) -> None:
+        self.notifier.chats_changed()
         signal = getattr(n, "signal", None)  # SignalReceived: typing, receipts, presence
         if signal is not None:
             self.live.signal(signal)
@@ -205,7 +244,6 @@ class Ui:
         await self.m.close()
 
     def _set_conn(self, state: ConnectionState) -> None:
-        js.document.body.dataset.conn = state.value
         key = {
             ConnectionState.ONLINE: "status.online",
             ConnectionState.SYNCING: "status.syncing",
@@ -220,6 +258,15 @@ class Ui:
         dom.show(net, offline)
 
     def _on_offline(self, _event: Any) -> None:
+        dom.show(dom.el("status"), not offline)  # one "offline" line, not two
+        was_online = getattr(js.document.body.dataset, "conn", "") == ConnectionState.ONLINE.value
+        js.document.body.dataset.conn = state.value
+        if state is ConnectionState.ONLINE and not was_online:
+            # errors from while the connection was gone ("unavailable: server shutting down")
+            # are stale now
+            self.composer.say("")
+            self.contacts.say("")
+            self._coalesce("contacts", self.contacts.refresh)  # friend-request badge
         """The browser says the network is gone: drop the socket now (it may look alive for
         a while); the session reconnects with jittered backoff once it can."""
         self.spawn(self.m.session.drop_connection())

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from app import edits
+from app.attachment_view import attachment_row
 from app.chats import Chat, Outgoing, Ref, Row, chat_dec, row_dec, row_enc
 from app.keydir import KeyDirectory
 from app.local_store import WebStore
@@ -34,6 +36,7 @@ from parley.client.message_state import MessageState
 from parley.client.model import ConnectionState
 from parley.client.session import RequestError, Session
 from parley.crypto import content as content_mod
+from parley.crypto.attachments import AttachmentPointer
 from parley.protocol.ops import ConversationPage, ConvList, GroupLeave
 from parley.protocol.records import (
     ConversationInfo,
@@ -85,6 +88,7 @@ class Messenger(ResultSink):
         self.refs: dict[str, Ref] = {}  # local_id -> the quote of a pending reply
         self.open_cid: bytes | None = None
         self._listeners: list[Listener] = []
+        self.folds = edits.Folds(self)  # edits and reactions, folded into their target rows
 
     @property
     def st(self) -> E2EState:
@@ -114,6 +118,7 @@ class Messenger(ResultSink):
         refs = await self.store.get_sealed("refs")
         if refs is not None:
             self.refs = msgspec.msgpack.decode(refs, type=dict[str, Ref])
+        await self.folds.load()
         for blob in await self.store.all_convs():
             try:
                 c = chat_dec.decode(blob)
@@ -220,7 +225,16 @@ class Messenger(ResultSink):
             await self._save_refs()
         mentions = ref.mentions if ref is not None else []
         reply_to = ref.reply_to if ref is not None else 0
-        return await self.driver.send_content(cid, c, reply_to=reply_to, mentions=mentions)
+        kind = RefKind(ref.kind) if ref is not None and ref.kind else RefKind.REPLY
+        return await self.driver.send_content(
+            cid, c, reply_to=reply_to, mentions=mentions, ref_kind=kind
+        )
+
+    async def send_attachment(self, cid: bytes, pointer: AttachmentPointer, caption: str) -> str:
+        """Queue an attachment message (the blob is already uploaded and committed)."""
+        if not self.ready:
+            raise EncryptionNotReady("encryption not ready")
+        return await self.driver.send_attachment(cid, pointer, caption or "")
 
     async def retry(self, local_id: str) -> str | None:
         """A failed message, again (a new id: the server refused the old one for good)."""
@@ -233,7 +247,7 @@ class Messenger(ResultSink):
     def outgoing(self, cid: bytes) -> list[Outgoing]:
         out = []
         for p in self.st.pending:
-            if p.conversation_id != cid:
+            if p.conversation_id != cid or p.ref_kind:  # an edit/reaction: shown on its target
                 continue
             c = device.content_of(p)
             if not isinstance(c, content_mod.Text):
@@ -263,6 +277,8 @@ class Messenger(ResultSink):
         for h in batch:
             e = h.entry
             b = e.body if e is not None else None
+            if await self.folds.entry(cid, e, h.result):
+                continue  # an edit or reaction: folded into the message it points at
             if e is not None and isinstance(b, Membership):
                 membership = True
                 named = [b.actor] if b.action == MembershipAction.CREATED else b.targets
@@ -286,16 +302,23 @@ class Messenger(ResultSink):
             self._emit("members", cid)
 
     async def handled_seqs(self, conversation_id: bytes) -> set[int]:
-        return set(await self.store.row_seqs(conversation_id))
+        rows = set(await self.store.row_seqs(conversation_id))
+        return rows | self.folds.done.get(conversation_id, set())
 
     async def sent(self, p: PendingSend, n: fx.MessageSent) -> None:
         c = device.content_of(p)
         ref = self.refs.pop(p.local_id, None)
         if ref is not None:
             await self._save_refs()
-        if isinstance(c, content_mod.Text):
+        if p.ref_kind and isinstance(c, content_mod.Text):
+            await self.folds.ours(n.conversation_id, p.ref_kind, p.reply_to, n.seq, c.body)
+        elif isinstance(c, content_mod.Text):
             row = Row(n.seq, self.user_id, n.ts, MessageState.DECRYPTED, c.body, self.device_id)
             row.quote = ref.quote if ref is not None else ""
+            await self.store.put_rows(n.conversation_id, [(n.seq, row_enc.encode(row))])
+            await self._bump_chat(n.conversation_id, [row])
+        if isinstance(c, content_mod.Att):
+            row = attachment_row(n.seq, self.user_id, n.ts, self.device_id, c.att, c.caption)
             await self.store.put_rows(n.conversation_id, [(n.seq, row_enc.encode(row))])
             await self._bump_chat(n.conversation_id, [row])
         self._emit("rows", n.conversation_id)
@@ -359,6 +382,8 @@ class Messenger(ResultSink):
             c = r.content
             if isinstance(c, content_mod.Text):
                 return Row(r.seq, r.sender, r.ts, MessageState.DECRYPTED, c.body, r.sender_device)
+            if isinstance(c, content_mod.Att):
+                return attachment_row(r.seq, r.sender, r.ts, r.sender_device, c.att, c.caption)
             if isinstance(c, content_mod.GroupUpdate):
                 self._emit("chats", r.conversation_id)
                 return Row(r.seq, r.sender, r.ts, MessageState.SYSTEM, f"group_update:{c.name}")
