@@ -20,6 +20,11 @@ class Row(msgspec.Struct, omit_defaults=True):
     device: int = 0
     quote: str = ""  # a reply: the start of the text it answers
     mentions_me: bool = False
+    att: str = ""  # an attachment message: its AttachmentPointer as JSON (app.attachment_view)
+    edited: bool = False  # the text is the sender's latest edit (``edit_seq``)
+    edit_seq: int = 0
+    reacts: dict[str, str] = {}  # user_id -> their one reaction (an emoji)
+    react_seqs: dict[str, int] = {}  # user_id -> seq of that reaction (the latest wins)
 
 
 class Chat(msgspec.Struct, omit_defaults=True):
@@ -35,15 +40,18 @@ class Chat(msgspec.Struct, omit_defaults=True):
     unread: int = 0
     read_seq: int = 0
     left: bool = False
+    reads: dict[str, int] = {}  # the other members' read positions (receipts), kept
 
 
 class Ref(msgspec.Struct):
     """A reply target and mentions of a message on its way out (routing metadata the server
-    sees; the text itself stays in the envelope)."""
+    sees; the text itself stays in the envelope). ``kind`` ``edit`` or ``reaction``: the
+    message edits or reacts to ``reply_to`` instead of answering it."""
 
     reply_to: int = 0
     quote: str = ""
     mentions: list[str] = []
+    kind: str = ""
 
 
 class Outgoing(msgspec.Struct):

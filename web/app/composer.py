@@ -8,7 +8,7 @@ import contextlib
 import re
 from typing import TYPE_CHECKING, Any
 
-from app import dom
+from app import dom, edits
 from app.chats import Ref
 from app.contacts import LookupFailed, lookup
 from app.i18n import t
@@ -30,15 +30,28 @@ class Composer:
         self._listeners.on(self.input, "input", self._on_input)
         self._listeners.on(dom.el("composer-reply-cancel"), "click", lambda _e: self.reply(None))
         self.reply_to: tuple[int, str] | None = None
+        self.editing: tuple[int, str] | None = None
 
     def reply(self, target: tuple[int, str] | None) -> None:
         """Answer row ``(seq, text)`` with the next message (None: not a reply)."""
+        if self.editing is not None:
+            self.editing = None
+            self.input.value = ""
         self.reply_to = target
         bar = dom.el("composer-reply")
         dom.show(bar, target is not None)
         if target is not None:
             dom.el("composer-reply-text").textContent = t("conv.replying", quote=target[1][:80])
             self.input.focus()
+
+    def edit(self, target: tuple[int, str]) -> None:
+        """Edit our row ``(seq, text)``: the text goes into the box; sending replaces it."""
+        self.reply(None)
+        self.editing = target
+        self.input.value = target[1]
+        dom.el("composer-reply-text").textContent = t("conv.editing", quote=target[1][:80])
+        dom.show(dom.el("composer-reply"), True)
+        self.input.focus()
 
     async def mentions(self, cid: bytes, text: str) -> list[str]:
         """User ids of the chat's members named as ``@username`` in ``text`` (names not known
@@ -92,9 +105,21 @@ class Composer:
             return
         self.input.value = ""
         self.ui.live.stopped(cid)
+        editing = self.editing
         r = self.reply_to
         self.reply(None)
+        if editing is not None:
+            if text != editing[1]:
+                self.ui.spawn(self._deliver_edit(cid, editing[0], text))
+            return
         self.ui.spawn(self._deliver(cid, text, r))
+
+    async def _deliver_edit(self, cid: bytes, seq: int, text: str) -> None:
+        try:
+            await edits.send_edit(self.ui.m, cid, seq, text)
+            self.say("")
+        except Exception as exc:
+            self.say(t("err.send", err=self.ui.error_text(exc)))
 
     async def _deliver(self, cid: bytes, text: str, r: tuple[int, str] | None) -> None:
         try:
@@ -107,5 +132,5 @@ class Composer:
             self.say(t("err.not_ready"))
         except Exception as exc:
             self.input.value = text
-            self.say(t("err.send", err=str(exc) or type(exc).__name__))
+            self.say(t("err.send", err=self.ui.error_text(exc)))
         self.ui.view.render_outgoing()

@@ -79,6 +79,7 @@ class ContactsPane:
         except RequestError:
             pass  # presence is optional: the list shows without it
         self.requests, self.contacts = reqs, cons
+        self.ui.notifier.requests_changed(len(reqs.incoming))
         names = {r.user_id: r.username for r in [*reqs.incoming, *reqs.outgoing]}
         names |= {c.user_id: c.username for c in cons.contacts}
         await self.ui.m.remember_names(names)
@@ -147,7 +148,7 @@ class ContactsPane:
             await self.ui.m.remember_names({user.user_id: user.username})
             r = await self.ui.m.session.request(FriendRequest(user_id=user.user_id), 15)
         except (LookupFailed, RequestError) as e:
-            self.say(str(e), True)
+            self.say(self.ui.error_text(e), True)
             return
         dom.el("contact-name").value = ""
         done = isinstance(r, FriendRequested) and r.contact
@@ -182,6 +183,6 @@ class ContactsPane:
                 await self.ui.show_safety(user_id)
                 return
         except RequestError as e:
-            self.say(str(e), True)
+            self.say(self.ui.error_text(e), True)
             return
         await self.refresh()

@@ -1,32 +1,31 @@
-"""The open conversation: a VIRTUALIZED list of rows (only the visible ones, plus a small
-overscan, are in the DOM), then our own messages still on their way out.
+"""The open conversation: chat bubbles (``bubbles``) for a WINDOW of the newest rows, grown
+by a page of older ones when the reader scrolls near the top, then our own messages still on
+their way out.
 
-Rows have a fixed height (``ROW_H``, long texts are cut with an ellipsis and shown whole in
-the tooltip), so the position of row ``i`` is ``i * ROW_H`` and opening a chat costs one
-read of its seqs (a typed array from IndexedDB) plus the rows of one screen, whatever the
-length of the history. ``window.parleyUi.openMs`` holds the last open's duration (bench).
+Bubbles have any height (text wraps, newlines are kept), so instead of positioning fixed-height
+rows the view renders the last ``PAGE`` rows and prepends older pages on demand, keeping the
+reader's place. Opening a chat costs one read of its seqs (a typed array from IndexedDB) plus
+one page of rows, whatever the length of the history. ``window.parleyUi.openMs`` holds the last
+open's duration (bench).
 """
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import js  # type: ignore[import-not-found]
 
-from app import dom
+from app import bubbles, dom, edits
 from app.chats import Outgoing, Row
 from app.i18n import t
+from parley.client.message_state import MessageState
 
 if TYPE_CHECKING:
     from app.app import Ui
 
-ROW_H = 56
-OVERSCAN = 10
-
-
-def _clock(ts: int) -> str:
-    return time.strftime("%H:%M", time.localtime(ts / 1000))
+PAGE = 60
+"""Rows rendered when a chat opens, and added per scroll to the top."""
+NEAR_TOP_PX = 150
 
 
 class ConversationView:
@@ -34,17 +33,16 @@ class ConversationView:
         self.ui = ui
         self.cid: bytes | None = None
         self.seqs: list[int] = []
-        self.window = (0, 0)
+        self.first = 0  # index in ``seqs`` of the first rendered row
+        self.rows: list[Row] = []  # the rendered window
         self.scroll = dom.el("conv-scroll")
-        self.spacer = dom.el("conv-spacer")
         self.rows_el = dom.el("conv-rows")
         self.out_el = dom.el("conv-outgoing")
         self._listeners = dom.Listeners()
         self._listeners.on(self.scroll, "scroll", self._on_scroll)
         self._listeners.on(self.out_el, "click", self._on_out_click)
         self._listeners.on(self.rows_el, "click", self._on_row_click)
-        self._rendering = False
-        self._again = False
+        self._loading_older = False
 
     @property
     def m(self) -> Any:
@@ -59,18 +57,21 @@ class ConversationView:
         dom.show(self.scroll, True)
         dom.show(dom.el("conv-details"), True)
         self.title()
+        self.ui.calls.on_chat(cid)
         self.seqs = await self.m.row_seqs(cid)
         if self.cid != cid:
             return
-        self.spacer.style.height = f"{len(self.seqs) * ROW_H}px"
+        self.first = max(0, len(self.seqs) - PAGE)
         self.render_outgoing()
+        await self._load()
         self.scroll.scrollTop = self.scroll.scrollHeight
-        self.window = (-1, -1)
-        await self._render()
         js.window.parleyUi.openMs = js.performance.now() - t0
         js.window.parleyUi.openRows = len(self.seqs)
         self.ui.live.render_typing()
         self.ui.spawn(self.ui.live.load_receipts(cid))
+        if js.document.hidden:
+            self.m.open_cid = None
+            return
         await self.m.mark_read(cid)
         self.ui.spawn(self.m.send_read_mark(cid))
 
@@ -81,9 +82,12 @@ class ConversationView:
     def close(self) -> None:
         self.cid = None
         self.m.open_cid = None
+        self.rows = []
+        self.rows_el.replaceChildren()
         dom.show(dom.el("conv-empty"), True)
         dom.show(self.scroll, False)
         dom.show(dom.el("conv-details"), False)
+        self.ui.calls.on_chat(None)
         self.ui.composer.show(False)
         dom.el("conv-title").textContent = ""
 
@@ -93,119 +97,119 @@ class ConversationView:
         if cid is None:
             return
         s = self.scroll
-        at_bottom = s.scrollTop + s.clientHeight >= s.scrollHeight - ROW_H
+        at_bottom = s.scrollTop + s.clientHeight >= s.scrollHeight - 80
+        top = s.scrollTop
         self.seqs = await self.m.row_seqs(cid)
         if self.cid != cid:
             return
-        self.spacer.style.height = f"{len(self.seqs) * ROW_H}px"
+        self.first = min(self.first, max(0, len(self.seqs) - PAGE))
         self.render_outgoing()
-        if at_bottom:
-            s.scrollTop = s.scrollHeight
-        self.window = (-1, -1)
-        await self._render()
-        await self.m.mark_read(cid)
-        self.ui.spawn(self.m.send_read_mark(cid))
+        await self._load()
+        s.scrollTop = s.scrollHeight if at_bottom else top
+        if not js.document.hidden:  # a hidden tab has read nothing
+            await self.m.mark_read(cid)
+            self.ui.spawn(self.m.send_read_mark(cid))
 
     def rerender(self) -> None:
-        """Language switch: same rows, new words."""
+        """Same rows, new words or new receipts (no store read)."""
         self.title()
-        self.window = (-1, -1)
         self.render_outgoing()
-        self.ui.spawn(self._render())
+        top = self.scroll.scrollTop
+        self._paint()
+        self.scroll.scrollTop = top
 
-    def _wanted(self) -> tuple[int, int]:
-        top = int(self.scroll.scrollTop)
-        height = int(self.scroll.clientHeight) or 600
-        first = max(0, top // ROW_H - OVERSCAN)
-        last = min(len(self.seqs), (top + height) // ROW_H + 1 + OVERSCAN)
-        return first, last
-
-    def _on_scroll(self, _event: Any) -> None:
-        if self._wanted() != self.window:
-            self.ui.spawn(self._render())
-
-    async def _render(self) -> None:
-        if self._rendering:
-            self._again = True
-            return
-        self._rendering = True
-        try:
-            while True:
-                self._again = False
-                await self._render_once()
-                if not self._again:
-                    break
-        finally:
-            self._rendering = False
-
-    async def _render_once(self) -> None:
+    async def _load(self) -> None:
         cid = self.cid
         if cid is None:
             return
-        first, last = self._wanted()
-        if (first, last) == self.window:
-            return
         rows: list[Row] = []
-        if last > first:
-            rows = await self.m.rows(cid, self.seqs[first], self.seqs[last - 1])
+        if self.first < len(self.seqs):
+            rows = await self.m.rows(cid, self.seqs[self.first], self.seqs[-1])
         if cid != self.cid:
             return
-        frag = js.document.createDocumentFragment()
-        for r in rows:
-            frag.appendChild(self._row(r))
-        self.rows_el.style.transform = f"translateY({first * ROW_H}px)"
-        self.rows_el.replaceChildren(frag)
-        self.window = (first, last)
+        self.rows = rows
+        self._paint()
 
-    def _row(self, r: Row) -> Any:
-        mine = r.sender == self.m.user_id
-        cls = f"msg {r.state}" + (" mine" if mine else "") + (" mention" if r.mentions_me else "")
-        node = dom.h("div", cls, data_seq=str(r.seq))
-        if r.state == "system":
-            action, _, who = r.text.partition(":")
-            text = t(f"conv.system.{action}", who=who)
-        else:
-            node.appendChild(dom.h("span", "who", self.m.name(r.sender)))
-            node.appendChild(dom.h("span", "when", _clock(r.ts)))
-            text = {
-                "waiting": t("conv.waiting"),
-                "failed": t("conv.failed"),
-                "recalled": t("conv.recalled"),
-            }.get(r.state, r.text)
-        if mine and r.state == "decrypted":
-            if self.cid is not None and r.seq <= self.ui.live.read_upto(self.cid):
-                node.appendChild(dom.h("span", "read", t("msg.read")))
-            else:
-                node.appendChild(dom.h("span", "sent", t("msg.sent")))
-            node.appendChild(dom.h("button", "act", t("msg.recall"), data_recall=str(r.seq)))
-        if r.state == "decrypted":
-            node.appendChild(dom.h("button", "act", t("msg.reply"), data_reply=str(r.seq)))
-        body = dom.h("div", "text")
-        if r.quote:
-            body.appendChild(dom.h("span", "quote", f"↪ {r.quote}"))
-        body.appendChild(js.document.createTextNode(text))
-        if r.state == "decrypted":
-            body.title = r.text
-        node.appendChild(body)
-        return node
+    def _paint(self) -> None:
+        if self.cid is None:
+            return
+        chat = self.m.chats.get(self.cid)
+        ctx = bubbles.Context(
+            self.m.user_id,
+            chat is not None and chat.kind == "group",
+            self.m.name,
+            lambda seq: self.ui.live.readers(self.cid, seq) if self.cid else [],
+        )
+        self.rows_el.replaceChildren(bubbles.render(self.rows, ctx))
+
+    def _on_scroll(self, _event: Any) -> None:
+        if self.scroll.scrollTop < NEAR_TOP_PX and self.first > 0 and not self._loading_older:
+            self.ui.spawn(self._older())
+
+    async def _older(self) -> None:
+        """A page of older rows above, the reader's place kept."""
+        self._loading_older = True
+        try:
+            before = self.scroll.scrollHeight
+            self.first = max(0, self.first - PAGE)
+            await self._load()
+            self.scroll.scrollTop += self.scroll.scrollHeight - before
+        finally:
+            self._loading_older = False
+
+    def row(self, seq: int) -> Row | None:
+        return next((r for r in self.rows if r.seq == seq), None)
 
     def _on_row_click(self, event: Any) -> None:
-        seq = dom.data(event.target, "recall")
-        if seq is not None and self.cid is not None:
-            self.ui.spawn(self._recall(self.cid, int(seq)))
-        reply = dom.data(event.target, "reply")
-        if reply is not None:
-            row = event.target.closest(".msg")
-            text = row.querySelector(".text") if row else None
-            self.ui.composer.reply(
-                (int(reply), str(text.title or text.textContent) if text else "")
-            )
+        target = event.target
+        cid = self.cid
+        if cid is None:
+            return
+        node = target.closest(".msg")
+        if (seq := dom.data(target, "reply")) is not None:
+            r = self.row(int(seq))
+            self.ui.composer.reply((int(seq), r.text if r else ""))
+        elif (seq := dom.data(target, "picker")) is not None and node:
+            self._toggle_extra(node, "picker", lambda: bubbles.picker(int(seq)))
+        elif (seq := dom.data(target, "react")) is not None:
+            emoji = dom.data(target, "emoji") or ""
+            r = self.row(int(seq))
+            mine = r.reacts.get(self.m.user_id) if r else None
+            self.ui.spawn(self._react(cid, int(seq), "" if mine == emoji else emoji))
+        elif (seq := dom.data(target, "edit")) is not None:
+            r = self.row(int(seq))
+            if r is not None:
+                self.ui.composer.edit((r.seq, r.text))
+        elif (seq := dom.data(target, "recall")) is not None and node:
+            self._toggle_extra(node, "confirm", lambda: bubbles.confirm_recall(int(seq)))
+        elif (seq := dom.data(target, "recall-yes")) is not None:
+            self.ui.spawn(self._recall(cid, int(seq)))
+        elif dom.data(target, "recall-no") is not None and node:
+            extra = node.querySelector(".confirm")
+            if extra:
+                extra.remove()
+        elif node and not target.closest("a, button"):
+            node.classList.toggle("show-acts")  # touch: a tap shows the bubble's actions
+
+    @staticmethod
+    def _toggle_extra(node: Any, cls: str, make: Any) -> None:
+        extra = node.querySelector(f".{cls}")
+        if extra:
+            extra.remove()
+        else:
+            node.appendChild(make())
+
+    async def _react(self, cid: bytes, seq: int, emoji: str) -> None:
+        try:
+            await edits.send_reaction(self.m, cid, seq, emoji)
+        except Exception as exc:
+            self.ui.composer.say(self.ui.error_text(exc))
 
     async def _recall(self, cid: bytes, seq: int) -> None:
         try:
             await self.m.recall(cid, seq)
         except Exception as exc:
-            self.ui.composer.say(str(exc) or type(exc).__name__)
+            self.ui.composer.say(self.ui.error_text(exc))
 
     def render_outgoing(self) -> None:
         if self.cid is None:
@@ -216,14 +220,17 @@ class ConversationView:
         self.out_el.replaceChildren(frag)
 
     def _out(self, o: Outgoing) -> Any:
-        node = dom.h("div", f"out {o.state}", data_local=o.local_id)
-        node.appendChild(dom.h("span", "who", self.m.name(self.m.user_id)))
-        node.appendChild(dom.h("span", "state", t(f"msg.{o.state}")))
-        if o.state == "failed":
-            node.appendChild(
+        node = dom.h("div", f"out msg mine {o.state}", data_local=o.local_id)
+        b = dom.h("div", "bubble")
+        b.appendChild(bubbles.text_node(o.text))
+        meta = dom.h("div", "meta")
+        meta.appendChild(dom.h("span", "state", t(f"msg.{o.state}")))
+        if o.state == MessageState.FAILED:
+            meta.appendChild(
                 dom.h("button", "small secondary retry", t("msg.retry"), data_retry=o.local_id)
             )
-        node.appendChild(dom.h("div", "text", o.text))
+        b.appendChild(meta)
+        node.appendChild(b)
         return node
 
     def _on_out_click(self, event: Any) -> None:

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from app import dom
+from app.chats import row_enc
 from app.i18n import t
 from parley.client.session import RequestError
 from parley.protocol.limits import TYPING_REFRESH_S, TYPING_TTL_S
@@ -56,8 +57,9 @@ class Live:
         elif isinstance(sig, PresenceSignal):
             self.ui.contacts.presence(sig.users)
         elif isinstance(sig, ReceiptSignal):
-            reads = self.reads.setdefault(sig.conversation_id, {})
+            reads = self._reads(sig.conversation_id)
             reads[sig.user_id] = max(reads.get(sig.user_id, 0), sig.seq)
+            self._keep(sig.conversation_id)
             if sig.conversation_id == self.ui.view.cid:
                 self.ui.view.rerender()
 
@@ -72,16 +74,36 @@ class Live:
         except (RequestError, TimeoutError):
             return
         if isinstance(r, ReceiptList):
-            reads = self.reads.setdefault(cid, {})
+            reads = self._reads(cid)
             for rr in r.reads:
                 reads[rr.user_id] = max(reads.get(rr.user_id, 0), rr.seq)
+            self._keep(cid)
             if cid == self.ui.view.cid:
                 self.ui.view.rerender()
 
     def read_upto(self, cid: bytes) -> int:
         """The highest seq another member has read (1:1: the peer)."""
-        reads = self.reads.get(cid, {})
+        reads = self._reads(cid)
         return max((s for u, s in reads.items() if u != self.ui.m.user_id), default=0)
+
+    def readers(self, cid: bytes, seq: int) -> list[str]:
+        """The other members who have read ``seq`` (group receipts say who)."""
+        me = self.ui.m.user_id
+        return sorted(u for u, s in self._reads(cid).items() if u != me and s >= seq)
+
+    def _reads(self, cid: bytes) -> dict[str, int]:
+        """Read positions, starting from the ones kept with the chat (sealed at rest), so
+        ticks do not fall back to "sent" after a reload."""
+        if cid not in self.reads:
+            chat = self.ui.m.chats.get(cid)
+            self.reads[cid] = dict(chat.reads) if chat is not None else {}
+        return self.reads[cid]
+
+    def _keep(self, cid: bytes) -> None:
+        chat = self.ui.m.chats.get(cid)
+        if chat is not None and chat.reads != self.reads[cid]:
+            chat.reads = dict(self.reads[cid])
+            self.ui.spawn(self.ui.m.store.put_conv(cid, row_enc.encode(chat)))
 
     def render_typing(self) -> None:
         cid = self.ui.view.cid

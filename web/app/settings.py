@@ -101,6 +101,8 @@ class Settings:
             theme.appendChild(opt)
         p.appendChild(theme)
 
+        p.appendChild(self.ui.notifier.settings_section())
+
         p.appendChild(dom.h("h3", "", t("settings.devices")))
         ul = dom.h("ul", "plain", id="device-list")
         for d in self.devices.devices if self.devices else []:
@@ -139,6 +141,8 @@ class Settings:
             apply_theme(value)
 
     def _on_click(self, event: Any) -> None:
+        if self.ui.notifier.settings_click(event):
+            return
         if dom.data(event.target, "signout") is not None:
             self.ui.spawn(self.ui.sign_out())
         elif (device := dom.data(event.target, "remove")) is not None:

@@ -491,10 +491,17 @@ class E2EDriver:
             raise EncryptionNotReady("encryption not ready")
 
     def _queue(
-        self, cid: bytes, c: content_mod.Content, reply_to: int = 0, mentions: Sequence[str] = ()
+        self,
+        cid: bytes,
+        c: content_mod.Content,
+        reply_to: int = 0,
+        mentions: Sequence[str] = (),
+        ref_kind: RefKind = RefKind.REPLY,
     ) -> PendingSend:
         p = device.queue(self.st, cid, c, self.now())
         p.reply_to, p.mentions = reply_to, list(mentions)
+        if reply_to and ref_kind is not RefKind.REPLY:
+            p.ref_kind = ref_kind.value
         return p
 
     async def send_text(
@@ -515,15 +522,17 @@ class E2EDriver:
         *,
         reply_to: int = 0,
         mentions: Sequence[str] = (),
+        ref_kind: RefKind = RefKind.REPLY,
     ) -> str:
         """Queue ``c`` (raises SendingBlocked after a verified contact's key changed,
         EncryptionNotReady before our keys are published) and try to send. Returns the local
         id; the message waits while keys are missing. ``reply_to``/``mentions``: routing
-        metadata the server sees (the reply itself is inside the envelope)."""
+        metadata the server sees (the reply itself is inside the envelope); ``ref_kind``: what
+        ``reply_to`` is (a reply, or an edit of / a reaction to that message)."""
         self._require_ready()
         async with self.lock:
             await self._know(cid)
-            p = self._queue(cid, c, reply_to, mentions)
+            p = self._queue(cid, c, reply_to, mentions, ref_kind)
             await self.save()
         self.sink.outgoing_changed(cid)
         await self.flush()
@@ -567,7 +576,8 @@ class E2EDriver:
             await self.session.send_message(
                 p.conversation_id, p.envelope, track=False, client_msg_id=p.local_id,
                 created_ms=p.created_ms, ref_seq=p.reply_to or None,
-                ref_kind=RefKind.REPLY if p.reply_to else None, mentions=p.mentions,
+                ref_kind=(RefKind(p.ref_kind) if p.ref_kind else RefKind.REPLY)
+                if p.reply_to else None, mentions=p.mentions,
                 blobs=blob_ids_of_json(p.content),
             )  # fmt: skip
             p.stage = SendStage.QUEUED

@@ -131,6 +131,7 @@ class PendingSend(msgspec.Struct):
     reason: str = ""
     reply_to: int = 0  # routing metadata the server sees: the seq this message answers
     mentions: list[str] = msgspec.field(default_factory=list)  # ... and the users it mentions
+    ref_kind: str = ""  # with reply_to: "edit" / "reaction" (a RefKind); "" is a reply
 
 
 class BackupState(msgspec.Struct):
