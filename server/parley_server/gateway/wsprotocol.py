@@ -14,8 +14,9 @@ the ASGI server's, not ours. This subclass keeps uvicorn's behaviour and changes
 * ``send_now`` writes a binary frame synchronously when the transport is writable, so the
   gateway needs no writer task per connection.
 
-Written against uvicorn 0.54 / websockets 17 (see ``tests/integration`` for the behaviour
-that must hold); the gateway falls back to plain ASGI sends when it runs under any other
+Written against uvicorn 0.54 / websockets 17: ``tests/server/test_wsprotocol_surface.py`` names
+every private piece used here, so an upgrade that moves one fails CI (docs/performance.md, "The
+gateway's uvicorn and websockets pins"). The gateway falls back to plain ASGI sends when it runs under any other
 server.
 """
 
