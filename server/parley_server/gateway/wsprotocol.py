@@ -16,8 +16,8 @@ the ASGI server's, not ours. This subclass keeps uvicorn's behaviour and changes
 
 Written against uvicorn 0.54 / websockets 17: ``tests/server/test_wsprotocol_surface.py`` names
 every private piece used here, so an upgrade that moves one fails CI (docs/performance.md, "The
-gateway's uvicorn and websockets pins"). The gateway falls back to plain ASGI sends when it runs under any other
-server.
+gateway's uvicorn and websockets pins"). The gateway falls back to plain ASGI sends when it
+runs under any other server.
 """
 
 from __future__ import annotations
