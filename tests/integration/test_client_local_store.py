@@ -66,6 +66,17 @@ async def test_events_to_device_and_outbox(store: LocalStore) -> None:
     ]
 
 
+async def test_to_device_after_is_the_backlog_above_a_seq(store: LocalStore) -> None:
+    items = [ToDeviceItem(s, s * 10, "u", 1, b"%d" % s) for s in (3, 5, 9)]
+    await store.store_to_device(items[1:], 9)
+    await store.store_to_device(items[:1], 3)  # arrives later, stored in seq order all the same
+    await store.store_to_device(items[:1], 3)  # again: kept once
+    assert await store.to_device_after(0) == items
+    assert await store.to_device_after(3) == items[1:]
+    assert [i.seq for i in await store.to_device_after(4)] == [5, 9]
+    assert await store.to_device_after(9) == []
+
+
 async def test_sqlite_state_survives_reopen(tmp_path: Path) -> None:
     s = SqliteLocalStore(tmp_path / "r.db")
     await s.store_entries(C1, [entry(C1, 1)], 1)
