@@ -11,6 +11,7 @@ from typing import Any
 import js  # type: ignore[import-not-found]
 
 from app import dom, i18n
+from app.calls import CallsUi
 from app.chat_list import ChatList
 from app.composer import Composer
 from app.contacts import ContactsPane
@@ -55,6 +56,7 @@ class Ui:
         self.contacts = ContactsPane(self)
         self.groups = Groups(self)
         self.settings = Settings(self)
+        self.calls = CallsUi(self)  # before the messenger starts: no call signal is missed
         self.notifier = Notifier(self)
         self.layout = Layout(self)
         self._listeners = dom.Listeners()

@@ -387,6 +387,10 @@ class Messenger(ResultSink):
             if isinstance(c, content_mod.GroupUpdate):
                 self._emit("chats", r.conversation_id)
                 return Row(r.seq, r.sender, r.ts, MessageState.SYSTEM, f"group_update:{c.name}")
+            if isinstance(c, content_mod.CallLog):
+                from app.calls import call_row
+
+                return Row(r.seq, r.sender, r.ts, MessageState.SYSTEM, call_row(c))
             return None
         if isinstance(r, groups.Failed):
             if r.reason == DUPLICATE:

@@ -1,0 +1,155 @@
+"""Voice and video calls between two Chromium contexts through a real coturn, relay only
+(``iceTransportPolicy: "relay"``), with Chromium's fake camera and microphone: the call
+connects, getStats shows inbound audio and video bytes growing on both sides, hang-up ends it
+on both sides, the call entry appears in both chats; decline; missed after the timeout."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+
+from browser_tests.conftest import CHROMIUM, CHROMIUM_FLAGS, Contexts
+from browser_tests.ui import become_contacts, open_direct, sign_up
+from tests.support.accounts import unique_name
+from tests.support.coturn import Coturn
+from tests.support.server import ServerProcess
+
+MEDIA_FLAGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+]
+CALL_MS = 60_000
+RELAY_ONLY = "try { localStorage.setItem('parley.call_relay', '1') } catch (e) {}"
+
+
+@pytest.fixture(scope="module")
+def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coturn]:
+    turn = Coturn(tmp_path_factory.mktemp("coturn"))
+    turn.start()
+    yield turn
+    turn.stop()
+
+
+@pytest.fixture(scope="module")
+def call_server(
+    web_dist: Path, coturn: Coturn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    env = {"PARLEY_TURN_URI": coturn.uri, "PARLEY_TURN_SECRET": coturn.secret}
+    srv = ServerProcess(tmp_path_factory.mktemp("calls") / "data", env=env)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def media_browser(playwright: Playwright) -> Iterator[Browser]:
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS + MEDIA_FLAGS)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def media_contexts(media_browser: Browser) -> Iterator[Contexts]:
+    c = Contexts(media_browser)
+    yield c
+    foreign = c.close()
+    if foreign:
+        pytest.fail(f"requests left loopback: {foreign}")
+    if c.errors:
+        pytest.fail(f"page errors: {c.errors}")
+
+
+def _ctx(contexts: Contexts) -> BrowserContext:
+    ctx = contexts.new()
+    ctx.add_init_script(RELAY_ONLY)
+    return ctx
+
+
+def _pair(contexts: Contexts, base: str) -> tuple[Page, Page, str, str]:
+    an, bn = unique_name("ca"), unique_name("cb")
+    a = sign_up(_ctx(contexts), base, an)
+    b = sign_up(_ctx(contexts), base, bn)
+    become_contacts(a, b, bn, an)
+    open_direct(a, bn)
+    open_direct(b, an)
+    return a, b, an, bn
+
+
+def _state(page: Page, state: str, timeout: int = CALL_MS) -> None:
+    page.wait_for_selector(f"body[data-call-state={state}]", state="attached", timeout=timeout)
+
+
+def _stats(page: Page) -> dict[str, object]:
+    out: dict[str, object] = json.loads(page.evaluate("() => window.parleyUi.callStats()"))
+    return out
+
+
+def _growing(page: Page, kinds: tuple[str, ...]) -> dict[str, object]:
+    """Inbound bytes of each kind grow between two looks (bounded wait)."""
+    first = _stats(page)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        now = _stats(page)
+        if all(int(now[k]) > int(first[k]) > 0 for k in kinds):  # type: ignore[call-overload]
+            return now
+        if any(int(first[k]) == 0 for k in kinds):  # type: ignore[call-overload]
+            first = now
+    raise AssertionError(f"inbound bytes did not grow: {first} -> {_stats(page)}")
+
+
+def test_video_call_through_turn_relay(
+    call_server: ServerProcess, media_contexts: Contexts
+) -> None:
+    a, b, an, _ = _pair(media_contexts, call_server.http_url)
+    a.click("#call-video")
+    expect(b.locator("#call-banner")).to_be_visible(timeout=CALL_MS)
+    expect(b.locator("#call-banner-text")).to_contain_text(an)
+    assert b.evaluate("document.body.dataset.ringing") == "yes"
+    b.click("#call-accept-video")
+    for p in (a, b):
+        _state(p, "connected")
+        expect(p.locator("#call-view")).to_be_visible()
+    for p in (a, b):
+        got = _growing(p, ("audio", "video"))
+        assert got["relay"] is True, got
+    assert b.evaluate("document.body.dataset.ringing") == "no"
+    expect(a.locator("#call-duration")).to_contain_text("s")
+    a.click("#call-hangup")
+    for p in (a, b):
+        _state(p, "ended")
+        assert p.evaluate("document.body.dataset.callEnd") == "hung_up"
+    for p in (a, b):
+        expect(p.locator("#conv-rows")).to_contain_text("Video call,", timeout=CALL_MS)
+
+
+def test_decline_and_missed(call_server: ServerProcess, media_contexts: Contexts) -> None:
+    a, b, _, _ = _pair(media_contexts, call_server.http_url)
+    a.click("#call-voice")
+    expect(b.locator("#call-banner")).to_be_visible(timeout=CALL_MS)
+    b.click("#call-decline")
+    for p in (a, b):
+        _state(p, "ended")
+        assert p.evaluate("document.body.dataset.callEnd") == "declined"
+    expect(a.locator("#call-status")).to_have_text("Declined")
+    for p in (a, b):
+        expect(p.locator("#conv-rows")).to_contain_text("Declined voice call", timeout=CALL_MS)
+    expect(b.locator("#call-banner")).to_be_hidden()
+    # no answer: both sides end as missed once the 45 s are over; the caller reads "Unavailable"
+    a.wait_for_selector("#call-view[hidden]", state="attached", timeout=CALL_MS)
+    a.click("#call-voice")
+    expect(b.locator("#call-banner")).to_be_visible(timeout=CALL_MS)
+    for p in (a, b):
+        _state(p, "ended", timeout=90_000)
+        assert p.evaluate("document.body.dataset.callEnd") == "missed"
+    expect(a.locator("#call-status")).to_have_text("Unavailable")
+    expect(b.locator("#call-banner")).to_be_hidden()
+    for p in (a, b):
+        expect(p.locator("#conv-rows")).to_contain_text("Missed voice call", timeout=CALL_MS)
