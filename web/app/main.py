@@ -116,10 +116,20 @@ async def _sign_out() -> None:
     js.location.reload()
 
 
+def _invite_code() -> str | None:
+    """The code of an invite link (``https://server/#invite=CODE``, from parley admin)."""
+    fragment = str(js.location.hash or "")
+    prefix = "#invite="
+    if not fragment.startswith(prefix):
+        return None
+    return fragment[len(prefix) :] or None
+
+
 async def _sign_in(action: str, username: str, password: str) -> None:
     if action == "register":
         _say(t("auth.creating"))
-        await _post("/api/v1/accounts", RegisterBody(username=username, password=password))
+        body = RegisterBody(username=username, password=password, invite=_invite_code())
+        await _post("/api/v1/accounts", body)
     existing = await profile.find(username) if action == "login" else None
     if existing is not None and existing.token_sealed:
         _say(t("auth.unlocking"))

@@ -15,9 +15,11 @@ Password = Annotated[str, Meta(max_length=1024)]
 DeviceName = Annotated[str, Meta(max_length=64)]
 
 
-class RegisterBody(msgspec.Struct):
+class RegisterBody(msgspec.Struct, omit_defaults=True):
     username: Username
     password: Password
+    invite: Annotated[str, Meta(max_length=128)] | None = None
+    """A one-time invite code, when the server's registration is by invite."""
 
 
 class RegisterReply(msgspec.Struct):
