@@ -72,3 +72,66 @@ async def test_e2e_server_never_sees_content(fresh_server: ServerProcess, tmp_pa
         for m in markers:
             for enc in ("utf-8", "utf-16-le"):
                 assert m.encode(enc) not in data, f"{m} ({enc}) leaked into {name}"
+
+
+async def test_e2e_server_never_sees_call_signalling(
+    fresh_server: ServerProcess, tmp_path: Path
+) -> None:
+    """A real aiortc call (parley_client.calls, host candidates: this server has no TURN)
+    signalled through the server: the ICE passwords, DTLS fingerprints and candidate addresses
+    of both SDPs appear nowhere in its files or log."""
+    import re
+
+    import pytest
+
+    pytest.importorskip("aiortc")
+    from parley.client.call import CallState
+    from parley_client.calls import Calls
+    from tests.integration.social_support import befriend, connect
+
+    server = fresh_server
+    a, b = (new_user(server.http_url, f"blc{i}")[0] for i in range(2))
+    ra, rb = await connect(server, a), await connect(server, b)
+    await befriend(ra, rb, a.user_id, b.user_id)
+    await ra.close()
+    await rb.close()
+    cs = [make(server, u, tmp_path, f"blc{i}") for i, u in enumerate((a, b))]
+    calls = [Calls(c) for c in cs]
+    sdps: list[str] = []
+    try:
+        for c, k in zip(cs, calls, strict=True):
+            await c.start()
+            await c.wait_online(T)
+            k.start()
+        await calls[0].driver.place(b.user_id, video=False)
+        await calls[1].wait_state(CallState.INCOMING, timeout=T)
+        calls[1].driver.accept(False)
+        for k in calls:
+            await k.wait_state(CallState.CONNECTED, timeout=60)
+            pc = k.peers[-1].pc
+            assert pc is not None
+            sdps.append(str(pc.localDescription.sdp))
+        calls[0].driver.hangup()
+        await calls[1].wait_state(CallState.ENDED, timeout=T)
+    finally:
+        for k in calls:
+            await k.close()
+        for c in cs:
+            await c.close()
+    secrets_of_call: list[str] = []
+    for sdp in sdps:
+        secrets_of_call += re.findall(r"a=ice-pwd:(\S+)", sdp)
+        secrets_of_call += re.findall(r"a=fingerprint:\S+ (\S+)", sdp)
+        # "<address> <port> typ host": the address with its port, as the candidate carries it
+        secrets_of_call += [f"{ip} {port} typ" for ip, port in
+                            re.findall(r"a=candidate:\S+ \d \S+ \d+ (\S+) (\d+) typ", sdp)]  # fmt: skip
+    assert len(secrets_of_call) >= 6, sdps
+    server.stop()
+    blobs = [(str(p), p.read_bytes()) for p in server.data_dir.rglob("*") if p.is_file()]
+    blobs.append(("server log", server.log().encode("utf-8")))
+    for name, data in blobs:
+        for m in secrets_of_call:
+            for enc in ("utf-8", "utf-16-le"):
+                assert m.encode(enc) not in data, (
+                    f"call signalling {m!r} ({enc}) leaked into {name}"
+                )
