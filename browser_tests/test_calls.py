@@ -1,10 +1,12 @@
 """Voice and video calls between two Chromium contexts through a real coturn, relay only
 (``iceTransportPolicy: "relay"``), with Chromium's fake camera and microphone: the call
 connects, getStats shows inbound audio and video bytes growing on both sides, hang-up ends it
-on both sides, the call entry appears in both chats; decline; missed after the timeout."""
+on both sides, the call entry appears in both chats; decline; missed after the timeout; and a
+CPython (aiortc) peer calls a browser, media flowing both ways."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -153,3 +155,105 @@ def test_decline_and_missed(call_server: ServerProcess, media_contexts: Contexts
     expect(b.locator("#call-banner")).to_be_hidden()
     for p in (a, b):
         expect(p.locator("#conv-rows")).to_contain_text("Missed voice call", timeout=CALL_MS)
+
+
+class BotThread:
+    """A CPython device (parley_client.calls, aiortc) on its own asyncio loop in a thread:
+    the browser test drives it with ``do(coro)``."""
+
+    def __init__(self, server: ServerProcess, tmp: Path) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = server
+        self.tmp = tmp
+
+    def do(self, coro: object, timeout: float = 90) -> object:
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        return fut.result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_aiortc_peer_calls_a_browser(
+    call_server: ServerProcess, media_contexts: Contexts, tmp_path: Path
+) -> None:
+    from parley.client.call import CallState
+    from parley.protocol.social import FriendRequest, UserLookup, UserMatches
+    from parley_client.calls import Calls
+    from parley_client.e2e_client import E2EClient
+    from tests.support.accounts import new_user
+
+    bn = unique_name("cb")
+    b = sign_up(_ctx(media_contexts), call_server.http_url, bn)
+    (bot_login,) = new_user(call_server.http_url, "bot")
+    bot = BotThread(call_server, tmp_path)
+    e2e = E2EClient(call_server.http_url, bot_login.user_id, bot_login.device_id,
+                    bot_login.token, tmp_path / "bot.db")  # fmt: skip
+    calls: Calls | None = None
+    browser_uid = ""
+    try:
+
+        async def start() -> Calls:
+            nonlocal browser_uid
+            await e2e.start()
+            await e2e.wait_online(30)
+            found = await e2e.client.request(UserLookup(username=bn), 15)
+            assert isinstance(found, UserMatches) and found.users
+            browser_uid = found.users[0].user_id
+            await e2e.client.request(FriendRequest(user_id=browser_uid, note="bot"), 15)
+            k = Calls(e2e, relay_only=True)
+            k.start()
+            return k
+
+        calls = bot.do(start())  # type: ignore[assignment]
+        assert isinstance(calls, Calls)
+        b.click("#tab-contacts")
+        incoming = b.locator(f"#contacts-incoming .person[data-name='{bot_login.username}']")
+        expect(incoming).to_be_visible(timeout=CALL_MS)
+        incoming.locator("button[data-action=accept]").click()
+        expect(b.locator("#contacts-contacts")).to_contain_text(bot_login.username)
+
+        async def place() -> None:
+            assert calls is not None
+            await calls.driver.place(browser_uid, video=False)
+
+        bot.do(place())
+        expect(b.locator("#call-banner")).to_be_visible(timeout=CALL_MS)
+        b.click("#call-accept-voice")
+        _state(b, "connected")
+        got = _growing(b, ("audio",))
+        assert got["relay"] is True, got
+
+        async def flowing() -> int:
+            assert calls is not None
+            await calls.wait_state(CallState.CONNECTED, timeout=60)
+            for _ in range(600):
+                n = calls.peers[-1].received["audio"]
+                if n > 50:
+                    return n
+                await asyncio.sleep(0.1)
+            return calls.peers[-1].received["audio"]
+
+        assert int(bot.do(flowing())) > 50  # type: ignore[call-overload]
+        b.click("#call-hangup")
+
+        async def ended() -> str:
+            assert calls is not None
+            v = await calls.wait_state(CallState.ENDED, timeout=60)
+            return str(v.end_reason)
+
+        assert bot.do(ended()) == "hung_up"
+    finally:
+
+        async def close() -> None:
+            if calls is not None:
+                await calls.close()
+            await e2e.close()
+
+        bot.do(close())
+        bot.stop()

@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from parley_client.cli import cmd_account, cmd_chat, cmd_files, cmd_keys, cmd_link, cmd_social
+from parley_client.cli import (
+    cmd_account,
+    cmd_call,
+    cmd_chat,
+    cmd_files,
+    cmd_keys,
+    cmd_link,
+    cmd_social,
+)
 from parley_client.cli.profile import default_dir
 from parley_client.cli.runtime import DEFAULT_SERVER, Ctx
 
@@ -42,6 +50,6 @@ def with_common_options(cmd: click.Command) -> click.Command:
 
 
 def register_commands(group: click.Group) -> None:
-    for module in (cmd_account, cmd_link, cmd_chat, cmd_files, cmd_social, cmd_keys):
+    for module in (cmd_account, cmd_link, cmd_chat, cmd_files, cmd_social, cmd_keys, cmd_call):
         for cmd in module.COMMANDS:
             group.add_command(with_common_options(cmd))
