@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 
 from litestar import Litestar
@@ -49,6 +50,20 @@ async def _expire_loop(app: Dispatcher) -> None:
         await asyncio.sleep(every)
 
 
+def node_id(settings: Settings) -> str:
+    return settings.node_id or f"{socket.gethostname()}:{settings.port}"
+
+
+def make_broker(settings: Settings) -> Broker:
+    """In-process for one node; Redis pub/sub when a Redis broker (or store) is configured."""
+    url = settings.broker or (settings.store if settings.store.startswith("redis") else "")
+    if url in ("", "local"):
+        return LocalBroker()
+    from parley_server.fanout.redis import RedisBroker
+
+    return RedisBroker(url, prefix=settings.redis_prefix, node_id=node_id(settings))
+
+
 def create_app(
     settings: Settings,
     stores: Stores | None = None,
@@ -56,7 +71,7 @@ def create_app(
     hub: Hub | None = None,
 ) -> Litestar:
     stores = stores or build_stores(settings)
-    broker = broker or LocalBroker()
+    broker = broker or make_broker(settings)
     hub = hub or Hub()
     parley = Dispatcher(Services(stores=stores, broker=broker, settings=settings))
 
@@ -65,7 +80,13 @@ def create_app(
         await stores.open()
         await broker.start()
         expiry = asyncio.create_task(_expire_loop(parley))
-        log.info("started", store=stores.engine, data_dir=str(settings.data_path.resolve()))
+        log.info(
+            "started",
+            node=node_id(settings),
+            store=stores.engine,
+            broker=type(broker).__name__,
+            data_dir=str(settings.data_path.resolve()),
+        )
         try:
             yield
         finally:
@@ -97,6 +118,8 @@ def create_app(
             {
                 "parley": parley,
                 "hub": hub,
+                "node_id": node_id(settings),
+                "broker": broker,
                 "key_service": make_keys(parley),
                 "provisioning": make_provisioning(parley),
                 "turn": TurnService(settings),

@@ -60,6 +60,25 @@ from parley_server.config import load_settings
     help="Attachment store: local (files in the data dir) or s3://BUCKET?endpoint=URL&region=R"
     " (keys from PARLEY_S3_ACCESS_KEY / PARLEY_S3_SECRET_KEY) [local].",
 )
+@click.option(
+    "--store",
+    default=None,
+    help="State store: redis://HOST:PORT/DB or redis+cluster://HOST:PORT,... [SQLite in the"
+    " data dir].",
+)
+@click.option(
+    "--broker",
+    default=None,
+    help="Cross-node pushes: redis://... or redis+cluster://... [in-process; with a Redis"
+    " store, that Redis].",
+)
+@click.option(
+    "--redis-wait-replicas",
+    type=int,
+    default=None,
+    help="Acknowledge writes only after WAIT confirmed N replicas [0].",
+)
+@click.option("--node-id", default=None, help="This node's name (/healthz, logs) [host:port].")
 def serve(**options: Any) -> None:
     """Run the server (settings also come from PARLEY_* environment variables)."""
     overrides = {
@@ -74,6 +93,10 @@ def serve(**options: Any) -> None:
         "metrics_port": options["metrics_port"],
         "forwarded_allow_ips": options["forwarded_allow_ips"],
         "blobs": options["blobs"],
+        "store": options["store"],
+        "broker": options["broker"],
+        "redis_wait_replicas": options["redis_wait_replicas"],
+        "node_id": options["node_id"],
     }
     try:
         settings = load_settings(overrides)

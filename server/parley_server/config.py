@@ -150,6 +150,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """TURN credential requests allowed per account per ``turn_window_s``."""
     turn_window_s: float = 300.0
 
+    # --- scale-out (docs/scale-out.md) ----------------------------------------------------
+    store: str = ""
+    """Where the server keeps its state: empty = the SQLite file in the data dir;
+    ``redis://HOST:PORT/DB`` (one Redis) or ``redis+cluster://HOST:PORT,HOST:PORT`` (a cluster)
+    for several nodes sharing one state."""
+    broker: str = ""
+    """How nodes hand each other pushes: empty = in-process (one node; with a Redis store the
+    store's Redis is used); ``redis://...`` or ``redis+cluster://...``."""
+    redis_prefix: str = "parley:"
+    """Prefix of every Redis key and channel (several installations may share one Redis)."""
+    redis_wait_replicas: int = 0
+    """Acknowledge a write only once ``WAIT`` confirmed it reached this many replicas."""
+    redis_wait_timeout_ms: int = 1000
+    """How long ``WAIT`` may take before the write is refused as ``unavailable``."""
+    node_id: str = ""
+    """This node's name in /healthz, logs and the connection registry (default: host:port)."""
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)

@@ -18,6 +18,7 @@ from parley.protocol.http import ErrorBody
 from parley_server import metrics
 from parley_server.logging import get_logger
 from parley_server.service.errors import ServiceError
+from parley_server.store.records import StoreUnavailable
 
 log = get_logger("parley.api")
 
@@ -94,6 +95,11 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
     return error_response(code, str(exc.detail)[:200], status)
 
 
+def _unavailable(_: Request[Any, Any, Any], exc: StoreUnavailable) -> Response[ErrorBody]:
+    log.warning("store_unavailable", error=str(exc))
+    return error_response(ErrorCode.UNAVAILABLE, "storage unavailable, retry", 503)
+
+
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     log.exception("http_internal_error", path=request.url.path)
     return error_response(ErrorCode.INTERNAL, "internal server error", 500)
@@ -101,6 +107,7 @@ def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Error
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ServiceError: _service_error,
+    StoreUnavailable: _unavailable,
     ValidationException: _validation,
     NotFoundException: _not_found,
     MethodNotAllowedException: _not_allowed,

@@ -1,7 +1,7 @@
 """The ``Broker`` interface: route already-encoded frames to the connections of users/devices.
 
 Node-agnostic on purpose: callers name users and devices, never connections or nodes, so a
-cross-node engine (a Redis one is planned; ``local.py`` is the engine today) can route to
+cross-node engine (``redis.py``; ``local.py`` is the embedded default) can route to
 whichever node holds a device's sockets. Frames are encoded once by
 the caller and the same bytes go to every recipient.
 """
@@ -44,6 +44,10 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     async def publish_to_device(self, user_id: str, device_id: int, frame: bytes) -> None: ...
+
+    async def online(self, user_ids: Iterable[str]) -> set[str]:
+        """Those of ``user_ids`` with a live connection on any node."""
+        return set()
 
     @abc.abstractmethod
     async def close_device(self, user_id: str, device_id: int, code: int, reason: str) -> None:

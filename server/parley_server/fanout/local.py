@@ -56,5 +56,8 @@ class LocalBroker(Broker):
         for sub in list(self._users.get(user_id, {}).get(device_id, ())):
             sub.close(code, reason)
 
+    async def online(self, user_ids: Iterable[str]) -> set[str]:
+        return {u for u in user_ids if u in self._users}
+
     def connection_count(self) -> int:
         return sum(len(s) for d in self._users.values() for s in d.values())

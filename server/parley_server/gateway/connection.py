@@ -34,6 +34,7 @@ from parley_server.logging import get_logger
 from parley_server.service.context import Session
 from parley_server.service.dispatch import Dispatcher
 from parley_server.service.errors import ServiceError
+from parley_server.store.records import StoreUnavailable
 
 log = get_logger("parley.gateway")
 
@@ -223,6 +224,10 @@ class Connection:
             result = await self.app.dispatch(self.session, req.op, self)
         except ServiceError as exc:
             self._error(req.id, exc.code, exc.message, op=type(req.op).__name__)
+            return
+        except StoreUnavailable:  # the storage engine is down or failing over: retry later
+            log.warning("store_unavailable", op=type(req.op).__name__)
+            self._error(req.id, ErrorCode.UNAVAILABLE, "storage unavailable, retry")
             return
         except Exception:
             log.exception(

@@ -1,6 +1,7 @@
 """Presence: online / offline / last seen, shown to contacts only, coalesced with a timer.
 
-State is per process (connection counts of this node; see docs/protocol.md for scale-out).
+Connection counts are per node; whether a user is online anywhere comes from the broker (its
+connection registry on Redis, docs/scale-out.md), and pushes go through the broker to any node.
 A connect or disconnect that changes a user's online state only marks the user *dirty*; a
 flusher task wakes every ``presence_tick_s`` and, for each dirty user, tells each online
 contact what changed, at most once per ``presence_coalesce_s`` per (watched user, watcher)
@@ -86,7 +87,7 @@ class Presence:
         return PresenceList(users=states)
 
     async def state(self, user_id: str) -> PresenceState:
-        if user_id in self._conns:
+        if user_id in self._conns or await self.s.broker.online([user_id]):
             return PresenceState(user_id=user_id, online=True)
         if not (await self.store.get_profile(user_id)).last_seen_visible:
             return PresenceState(user_id=user_id, online=False)
@@ -119,7 +120,8 @@ class Presence:
         dirty, self._dirty = self._dirty, set()
         batches: dict[str, list[PresenceState]] = {}
         for subject in dirty:
-            watchers = [w for w in await self.store.contact_ids(subject) if w in self._conns]
+            contacts = await self.store.contact_ids(subject)
+            watchers = [w for w in contacts if w in await self.s.broker.online([w])]
             if not watchers:
                 continue
             state = await self.state(subject)

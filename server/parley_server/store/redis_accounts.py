@@ -73,6 +73,8 @@ class RedisAccountStore(RedisDatabase, AccountStore):
             if not await self.r.set(self.k.name(username), row.user_id, nx=True):
                 await self.r.delete(ukey)
                 raise UsernameTaken(username)
+            # the operators' listing (parley admin users list); list_users re-checks the user
+            await self.r.zadd(f"{self.k.registry}:users", {f"{username}\x00{row.user_id}": 0})
             return row
 
         return await self.write("accounts.create_user", run())

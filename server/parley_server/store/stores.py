@@ -108,8 +108,41 @@ def _build_sqlite(settings: Settings) -> Stores:
     return stores
 
 
+def _build_redis(settings: Settings) -> Stores:
+    from parley_server.store.admin import AdminStore
+    from parley_server.store.blob_records import BlobRecords
+    from parley_server.store.redis import RedisStore
+    from parley_server.store.redis_admin import RedisAdminStore
+    from parley_server.store.redis_blob_records import RedisBlobRecords
+    from parley_server.store.redis_keydir import RedisKeyDirectory
+    from parley_server.store.redis_provisioning import RedisProvisioning
+    from parley_server.store.redis_social import RedisSocialStore
+
+    main = RedisStore(
+        settings.store,
+        prefix=settings.redis_prefix,
+        wait_replicas=settings.redis_wait_replicas,
+        wait_timeout_ms=settings.redis_wait_timeout_ms,
+    )
+    stores = Stores(
+        "redis",
+        main=main,
+        social=RedisSocialStore(main),
+        keys=RedisKeyDirectory(main),
+        provisioning=RedisProvisioning(main),
+    )
+    stores.add(AdminStore, RedisAdminStore(main))  # type: ignore[type-abstract]
+    stores.add(BlobRecords, RedisBlobRecords(main))  # type: ignore[type-abstract]
+    # further domains: stores.add(SomeDomainStore, RedisSomeDomainStore(main))
+    return stores
+
+
 def build_stores(settings: Settings) -> Stores:
     """Every store domain for ``settings.store``, not yet opened (``await stores.open()``)."""
+    if settings.store.startswith(("redis://", "rediss://", "redis+cluster://", "unix://")):
+        return _build_redis(settings)
+    if settings.store not in ("", "sqlite"):
+        raise ValueError(f"unknown store {settings.store!r} (sqlite or redis://...)")
     return _build_sqlite(settings)
 
 

@@ -1,0 +1,250 @@
+"""Several ``parley serve`` nodes on one Redis (real processes, real sockets, real Redis).
+
+Users on different nodes chat 1:1 and in a group, pushes and typing cross nodes, a node killed
+with SIGKILL mid-load loses nothing acknowledged and its clients finish on the other node, and a
+Redis that goes away turns requests into a typed ``unavailable`` error until it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from parley.protocol.errors import ErrorCode
+from parley.protocol.frames import EntryPush, Error, SignalPush
+from parley.protocol.ops import (
+    Conversation,
+    DirectOpen,
+    GroupCreate,
+    History,
+    HistoryPage,
+    Send,
+    Sent,
+)
+from parley.protocol.signals import TypingSignal
+from parley.protocol.social import Typing
+from tests.support.accounts import Login, new_user
+from tests.support.rawclient import RawClient, envelope_for
+from tests.support.redis_servers import RedisServer
+from tests.support.server import ServerProcess
+
+
+def _node(tmp: Path, name: str, redis_url: str, prefix: str, **env: str) -> ServerProcess:
+    (tmp / name).mkdir(parents=True, exist_ok=True)
+    return ServerProcess(
+        tmp / name / "data",
+        None,
+        "--store",
+        redis_url,
+        "--node-id",
+        name,
+        env={
+            "PARLEY_DIRECT_OPEN_TO_ALL": "true",
+            "PARLEY_REDIS_PREFIX": prefix,
+            "PARLEY_PRESENCE_TICK_S": "0.2",
+            **env,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def nodes(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[ServerProcess]]:
+    """Three nodes sharing one Redis under a key prefix of their own."""
+    tmp = tmp_path_factory.mktemp("scale")
+    prefix = f"so{uuid.uuid4().hex[:8]}:"
+    procs = [_node(tmp, f"n{i}", redis_server.url, prefix) for i in range(3)]
+    for p in procs:
+        p.start()
+    yield procs
+    for p in procs:
+        p.stop()
+
+
+async def _on(node: ServerProcess, who: Login) -> RawClient:
+    return await RawClient.login(node.ws_url, who.token)
+
+
+async def _entry(client: RawClient, seq: int) -> EntryPush:
+    push: EntryPush = await client.next_push(EntryPush)
+    while push.entry.seq != seq:
+        push = await client.next_push(EntryPush)
+    return push
+
+
+def test_healthz_names_the_node_and_engines(nodes: list[ServerProcess]) -> None:
+    for i, node in enumerate(nodes):
+        body = httpx.get(f"{node.http_url}/healthz").json()
+        assert body == {"status": "ok", "node": f"n{i}", "store": "redis", "broker": "RedisBroker"}
+
+
+async def test_direct_and_group_across_nodes(nodes: list[ServerProcess]) -> None:
+    a, b, c = nodes
+    [alice] = new_user(a.http_url, "alice")  # registered on one node, used on the others
+    [bob] = new_user(b.http_url, "bob")
+    [carol] = new_user(c.http_url, "carol")
+    ca, cb, cc = await _on(a, alice), await _on(b, bob), await _on(c, carol)
+    direct: Conversation = await ca.call(DirectOpen(user_id=bob.user_id))
+    cid = direct.info.conversation_id
+    again: Conversation = await cb.call(DirectOpen(user_id=alice.user_id))
+    assert again.info.conversation_id == cid  # one direct conversation, whichever node asks
+    sent: Sent = await ca.call(
+        Send(conversation_id=cid, client_msg_id="d1", envelope=envelope_for(cid))
+    )
+    push = await _entry(cb, sent.seq)
+    assert push.entry.sender == alice.user_id
+    reply: Sent = await cb.call(
+        Send(conversation_id=cid, client_msg_id="d2", envelope=envelope_for(cid))
+    )
+    assert reply.seq == sent.seq + 1
+    await _entry(ca, reply.seq)
+
+    group: Conversation = await ca.call(GroupCreate(members=[bob.user_id, carol.user_id]))
+    gid = group.info.conversation_id
+    seqs = []
+    for i, client in enumerate((ca, cb, cc)):
+        s: Sent = await client.call(
+            Send(conversation_id=gid, client_msg_id=f"g{i}", envelope=envelope_for(gid))
+        )
+        seqs.append(s.seq)
+        for other in {ca, cb, cc} - {client}:
+            await _entry(other, s.seq)
+    assert seqs == [2, 3, 4]  # gap-free across nodes
+    page: HistoryPage = await cc.call(History(conversation_id=gid, after_seq=0))
+    assert [e.seq for e in page.entries] == [1, 2, 3, 4]
+    for cl in (ca, cb, cc):
+        await cl.close()
+
+
+async def test_typing_crosses_nodes(nodes: list[ServerProcess]) -> None:
+    a, b, _c = nodes
+    [alice] = new_user(a.http_url, "alice")
+    [bob] = new_user(a.http_url, "bob")
+    ca, cb = await _on(a, alice), await _on(b, bob)
+    conv: Conversation = await ca.call(GroupCreate(members=[bob.user_id]))
+    cid = conv.info.conversation_id
+    await ca.call(Typing(conversation_id=cid, typing=True))
+    push: SignalPush = await cb.next_push(SignalPush)
+    while not isinstance(push.signal, TypingSignal):
+        push = await cb.next_push(SignalPush)
+    assert push.signal == TypingSignal(conversation_id=cid, user_id=alice.user_id, typing=True)
+    await ca.close()
+    await cb.close()
+
+
+async def test_sigkill_of_a_node_mid_load_loses_nothing_acknowledged(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    prefix = f"kill{uuid.uuid4().hex[:8]}:"
+    a = _node(tmp_path, "ka", redis_server.url, prefix)
+    b = _node(tmp_path, "kb", redis_server.url, prefix)
+    a.start()
+    b.start()
+    try:
+        senders = [new_user(a.http_url, f"s{i}")[0] for i in range(4)]
+        [reader] = new_user(b.http_url, "reader")
+        owner = await _on(a, senders[0])
+        conv: Conversation = await owner.call(
+            GroupCreate(members=[s.user_id for s in senders[1:]] + [reader.user_id])
+        )
+        cid = conv.info.conversation_id
+        await owner.close()
+        acked: dict[str, int] = {}
+        per_sender = 60
+        kill_after = 40  # acknowledged sends in all, then SIGKILL mid-stream
+
+        async def send_all(who: Login, node: ServerProcess, start: int) -> int:
+            """Send from ``start`` until the connection dies; returns the next unsent index."""
+            client = await _on(node, who)
+            i = start
+            try:
+                while i < per_sender:
+                    mid = f"{who.user_id[:8]}-{i}"
+                    reply = await client.request(
+                        Send(conversation_id=cid, client_msg_id=mid, envelope=envelope_for(cid))
+                    )
+                    if isinstance(reply, Error):
+                        return i
+                    acked[mid] = reply.result.seq  # type: ignore[union-attr]
+                    i += 1
+                    if len(acked) == kill_after and a.proc is not None and a.proc.poll() is None:
+                        a.kill()
+            except Exception:  # the node died under the request
+                return i
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.close()
+            return i
+
+        stopped = await asyncio.gather(*(send_all(s, a, 0) for s in senders))
+        assert a.proc is not None and a.proc.poll() is not None, "node a was killed mid-load"
+        assert len(acked) >= kill_after
+        # the clients move to node b and resend from where they stopped (the unacknowledged
+        # message first, with its client_msg_id: a duplicate if it had in fact been stored)
+        await asyncio.gather(*(send_all(s, b, i) for s, i in zip(senders, stopped, strict=True)))
+        assert len(acked) == per_sender * len(senders)
+        rc = await _on(b, reader)
+        entries = []
+        after = 0
+        while True:
+            page: HistoryPage = await rc.call(History(conversation_id=cid, after_seq=after))
+            entries += page.entries
+            if not page.more:
+                break
+            after = page.entries[-1].seq
+        await rc.close()
+        seqs = [e.seq for e in entries]
+        assert seqs == list(range(1, len(seqs) + 1))  # gap-free
+        messages = [e for e in entries if e.sender_device is not None]
+        assert len(messages) == per_sender * len(senders)  # nothing lost, nothing duplicated
+        assert set(acked.values()) <= set(seqs)
+    finally:
+        a.kill()
+        b.stop()
+
+
+async def test_redis_down_is_unavailable_then_recovers(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    node = _node(tmp_path, "solo", redis.url, "down:")
+    try:
+        node.start()
+        [alice] = new_user(node.http_url, "alice")
+        client = await _on(node, alice)
+        conv: Conversation = await client.call(GroupCreate(members=[]))
+        cid = conv.info.conversation_id
+        redis.kill()
+        reply = await client.request(
+            Send(conversation_id=cid, client_msg_id="x1", envelope=envelope_for(cid)), timeout=30
+        )
+        assert isinstance(reply, Error) and reply.code == ErrorCode.UNAVAILABLE
+        r = httpx.post(
+            f"{node.http_url}/api/v1/sessions",
+            json={"username": alice.username, "password": "whatever-long", "device_name": "x"},
+            timeout=30,
+        )
+        assert r.status_code == 503 and r.json()["code"] == "unavailable"
+        redis.start()  # same directory: its AOF comes back
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            reply = await client.request(
+                Send(conversation_id=cid, client_msg_id="x1", envelope=envelope_for(cid)),
+                timeout=30,
+            )
+            if not isinstance(reply, Error) or asyncio.get_running_loop().time() > deadline:
+                break
+            assert reply.code == ErrorCode.UNAVAILABLE
+            await asyncio.sleep(0.2)
+        assert not isinstance(reply, Error), reply
+        assert reply.result.seq == 2  # type: ignore[union-attr]
+        await client.close()
+    finally:
+        node.stop()
+        redis.stop()
