@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -39,6 +40,7 @@ CHROMIUM_FLAGS = [
 ]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+VIEWPORT = {"width": 1280, "height": 800}
 DEFAULT_TIMEOUT_MS = 20_000
 PYTHON_READY_TIMEOUT_MS = 60_000  # a cold Pyodide start on a busy 2-core runner
 EXPECT_TIMEOUT_MS = 15_000  # UI assertions that wait on the server (the default 5 s is tight
@@ -117,7 +119,7 @@ def request_log() -> RequestLog:
 @pytest.fixture
 def context(browser: Browser, request_log: RequestLog) -> Iterator[BrowserContext]:
     """A fresh browser context (cold caches) that fails the test on any non-local request."""
-    ctx = browser.new_context()
+    ctx = browser.new_context(viewport=VIEWPORT)
     ctx.set_default_timeout(DEFAULT_TIMEOUT_MS)
     ctx.set_default_navigation_timeout(DEFAULT_TIMEOUT_MS)
     ctx.on("request", request_log)
@@ -127,13 +129,25 @@ def context(browser: Browser, request_log: RequestLog) -> Iterator[BrowserContex
         pytest.fail(f"requests left loopback: {request_log.foreign}")
 
 
+SCREEN_SIZES = ((1280, 800), (390, 844))
+"""Every screenshot is taken at a desktop and a phone size (the layout differs below 600 px)."""
+
+
 def screenshot(page: object, name: str) -> None:
-    """Save a screenshot of a key screen to artifacts/screenshots/ (gitignored)."""
+    """Save a screenshot of a key screen to artifacts/screenshots/ (gitignored; kept by CI),
+    once per size in ``SCREEN_SIZES`` (``name-1280x800.png``, ``name-390x844.png``); the
+    page's own viewport is restored afterwards."""
     from playwright.sync_api import Page
 
     assert isinstance(page, Page)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    before = page.viewport_size
+    for width, height in SCREEN_SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.evaluate("() => new Promise((ok) => requestAnimationFrame(() => ok(null)))")
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}x{height}.png"), full_page=True)
+    if before is not None:
+        page.set_viewport_size(before)
 
 
 def settle(page: object, expression: str, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> object:
@@ -182,9 +196,10 @@ class Contexts:
         self.wire = Wire()
         self.errors: list[str] = []
 
-    def new(self) -> BrowserContext:
+    def new(self, **options: Any) -> BrowserContext:
+        """A guarded context; ``options`` go to ``new_context`` (viewport, permissions...)."""
         log = RequestLog()
-        ctx = self.browser.new_context()
+        ctx = self.browser.new_context(**{"viewport": VIEWPORT, **options})
         ctx.set_default_timeout(DEFAULT_TIMEOUT_MS)
         ctx.set_default_navigation_timeout(DEFAULT_TIMEOUT_MS)
         ctx.on("request", log)
