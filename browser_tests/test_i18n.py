@@ -43,3 +43,17 @@ def test_every_key_the_ui_uses_exists() -> None:
         used |= set(re.findall(r'data-i18n(?:-placeholder)?="([a-z_.]+)"', text))
     assert used, "found no keys: the patterns above are wrong"
     assert sorted(used - set(en)) == []
+
+
+def test_every_error_code_has_a_readable_translation() -> None:
+    """Every stable error code the server can answer shows as a sentence in both languages
+    (``err.code.<code>``, used by app/error_text.py), never as the raw server message."""
+    from parley.protocol.errors import ErrorCode
+
+    en, zh = _tables()
+    missing = [c.value for c in ErrorCode if f"err.code.{c.value}" not in en]
+    assert missing == []
+    for c in ErrorCode:
+        key = f"err.code.{c.value}"
+        assert zh[key] != en[key], key  # translated, not copied
+        assert f"{c.value}:" not in en[key] and en[key].endswith("."), key  # a sentence
