@@ -7,6 +7,7 @@ loopback, and talks to the server over real HTTP and WebSockets.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
 import subprocess
@@ -38,6 +39,7 @@ OPS_ENV = {
     "PARLEY_REGISTER_IP_LIMIT": "1000",
 }
 WAIT_S = 20.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def admin(data_dir: Path, *args: str, stdin: str | None = None) -> str:
@@ -136,6 +138,24 @@ async def test_metrics_move_when_messages_flow(ops_server: ServerProcess) -> Non
     )
     await a.close()
     await b.close()
+
+
+def _family(name: str) -> str:
+    return re.sub(r"_(total|bucket|count|sum|created)$", "", name)
+
+
+def test_grafana_dashboard_queries_only_metrics_the_server_exports(
+    ops_server: ServerProcess,
+) -> None:
+    dashboard = json.loads((ROOT / "docker" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\b((?:parley|process)_[a-z_]+)", e)}
+    text = _scrape(ops_server)
+    # a labelled family with no sample yet (errors, closes) is still declared by its HELP line
+    declared = {_family(m) for m in re.findall(r"^# HELP (\S+)", text, re.M)}
+    declared |= {_family(s.name) for f in text_string_to_metric_families(text) for s in f.samples}
+    missing = {m for m in used if _family(m) not in declared}
+    assert used and not missing, missing
 
 
 # --- admin: disable, enable, invites --------------------------------------------------------------
