@@ -36,6 +36,7 @@ from parley.protocol.records import (
     Membership,
     MembershipAction,
 )
+from parley.protocol.social import MemberCards, MemberNames, UserCard
 from parley.protocol.types import ConversationKind, Role
 from parley_server.service.context import Services, Session, now_ms
 from parley_server.service.errors import ServiceError, not_member
@@ -95,6 +96,17 @@ class Conversations:
         if info is None or _role_of(info, session.user_id) is None:
             raise not_member()
         return info
+
+    async def member_names(self, session: Session, op: MemberNames) -> MemberCards:
+        """Co-members see each other's usernames (whether contacts or hidden from lookup):
+        a member list shows names, not ids. Only for current members (``not_member``)."""
+        info = await self.member_info(session, op.conversation_id)
+        cards = []
+        for m in info.members:
+            user = await self.s.store.get_user(m.user_id)
+            if user is not None:
+                cards.append(UserCard(user_id=user.user_id, username=user.username))
+        return MemberCards(users=cards)
 
     async def member_view(self, session: Session, conversation_id: bytes) -> ConversationInfo:
         """``member_info`` for the hot paths (send, typing) that need only kind, members and

@@ -87,6 +87,7 @@ class Dispatcher:
             social.Receipts: lambda s, op, _: self.reads.receipts(s, op),
             social.Typing: lambda s, op, _: self.typing.typing(s, op),
             social.PresenceGet: lambda s, op, _: self.presence.snapshot(s, op),
+            social.MemberNames: lambda s, op, _: c.member_names(s, op),
             blobs.UploadBegin: lambda s, op, _: self.attachments.begin(s, op),
             blobs.UploadCommit: lambda s, op, _: self.attachments.commit(s, op),
             blobs.UploadAbort: lambda s, op, _: self.attachments.abort(s, op),

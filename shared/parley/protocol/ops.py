@@ -268,6 +268,7 @@ RESULT_OF: dict[type[msgspec.Struct], type[msgspec.Struct]] = {
     social.Receipts: social.ReceiptList,
     social.Typing: social.TypingAck,
     social.PresenceGet: social.PresenceList,
+    social.MemberNames: social.MemberCards,
     blobs.UploadBegin: blobs.UploadGrant,
     blobs.UploadCommit: blobs.UploadCommitted,
     blobs.UploadAbort: Ok,

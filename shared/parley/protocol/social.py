@@ -40,6 +40,17 @@ class UserMatches(msgspec.Struct, tag="user_matches", tag_field="t"):
     users: list[UserCard]
 
 
+class MemberNames(msgspec.Struct, tag="member_names", tag_field="t"):
+    """The usernames of a conversation's current members (the caller must be one): members
+    who are not contacts show by name, never as ids, even when they hide from lookup."""
+
+    conversation_id: ConversationId
+
+
+class MemberCards(msgspec.Struct, tag="member_cards", tag_field="t"):
+    users: list[UserCard]
+
+
 class ProfileGet(msgspec.Struct, tag="profile_get", tag_field="t"):
     pass
 
@@ -214,6 +225,7 @@ SocialOp = (
     | Receipts
     | Typing
     | PresenceGet
+    | MemberNames
 )
 
 SocialResult = (
@@ -227,4 +239,5 @@ SocialResult = (
     | ReceiptList
     | TypingAck
     | PresenceList
+    | MemberCards
 )
