@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from parley.crypto.b64 import b64e
 from parley.protocol.errors import ErrorCode
 from parley.protocol.frames import EntryPush, Error, SignalPush
 from parley.protocol.ops import (
@@ -27,9 +29,9 @@ from parley.protocol.ops import (
     Send,
     Sent,
 )
-from parley.protocol.signals import TypingSignal
-from parley.protocol.social import Typing
-from tests.support.accounts import Login, new_user
+from parley.protocol.signals import PresenceSignal, TypingSignal
+from parley.protocol.social import FriendAccept, FriendRequest, PresenceGet, PresenceList, Typing
+from tests.support.accounts import PASSWORD, Login, new_user
 from tests.support.rawclient import RawClient, envelope_for
 from tests.support.redis_servers import RedisServer
 from tests.support.server import ServerProcess
@@ -48,6 +50,8 @@ def _node(tmp: Path, name: str, redis_url: str, prefix: str, **env: str) -> Serv
             "PARLEY_DIRECT_OPEN_TO_ALL": "true",
             "PARLEY_REDIS_PREFIX": prefix,
             "PARLEY_PRESENCE_TICK_S": "0.2",
+            "PARLEY_PRESENCE_COALESCE_S": "0.2",
+            "PARLEY_LOGIN_ACCOUNT_LIMIT": "4",
             **env,
         },
     )
@@ -137,6 +141,75 @@ async def test_typing_crosses_nodes(nodes: list[ServerProcess]) -> None:
     assert push.signal == TypingSignal(conversation_id=cid, user_id=alice.user_id, typing=True)
     await ca.close()
     await cb.close()
+
+
+def test_login_throttle_holds_across_nodes(nodes: list[ServerProcess]) -> None:
+    [alice] = new_user(nodes[0].http_url, "alice")
+
+    def attempt(node: ServerProcess, password: str) -> httpx.Response:
+        return httpx.post(
+            f"{node.http_url}/api/v1/sessions",
+            json={"username": alice.username, "password": password, "device_name": "x"},
+            timeout=30,
+        )
+
+    # 4 failures (the limit per account and IP), spread over the three nodes
+    for node in (nodes[0], nodes[1], nodes[2], nodes[0]):
+        assert attempt(node, "wrong password!").status_code == 401
+    # every node refuses now, even the right password (each saw at most 2 failures itself)
+    for node in nodes:
+        r = attempt(node, PASSWORD)
+        assert r.status_code == 429 and r.json()["code"] == "rate_limited"
+
+
+async def test_presence_crosses_nodes(nodes: list[ServerProcess]) -> None:
+    a, b, _c = nodes
+    [alice] = new_user(a.http_url, "alice")
+    [bob] = new_user(b.http_url, "bob")
+    ca, cb = await _on(a, alice), await _on(b, bob)
+    await ca.call(FriendRequest(user_id=bob.user_id))
+    await cb.call(FriendAccept(user_id=alice.user_id))
+    await cb.close()  # bob goes offline on node b ...
+    snapshot: PresenceList = await ca.call(PresenceGet())
+    assert [(s.user_id, s.online) for s in snapshot.users] == [(bob.user_id, False)]
+    cb = await _on(b, bob)  # ... and comes back there: alice, on node a, is told
+    while True:
+        push: SignalPush = await ca.next_push(SignalPush)
+        if isinstance(push.signal, PresenceSignal):
+            states = {s.user_id: s.online for s in push.signal.users}
+            if states.get(bob.user_id):
+                break
+    snapshot = await ca.call(PresenceGet())
+    assert [(s.user_id, s.online) for s in snapshot.users] == [(bob.user_id, True)]
+    await ca.close()
+    await cb.close()
+
+
+async def test_device_linked_through_the_relay_of_another_node(nodes: list[ServerProcess]) -> None:
+    a, b, c = nodes
+    [alice] = new_user(a.http_url, "alice")
+    prov_id = secrets.token_bytes(16).hex()
+    auth = {"Authorization": f"Bearer {alice.token}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        # the new device registers on node b, alice's device answers on node a, the new device
+        # polls and logs in on node c
+        r = await http.post(f"{b.http_url}/api/v1/provisioning/", json={"prov_id": prov_id})
+        assert r.status_code == 201
+        r = await http.post(f"{a.http_url}/api/v1/provisioning/{prov_id}/token", headers=auth)
+        assert r.status_code == 201
+        token = r.json()["link_token"]
+        sealed = b64e(b"s" * 80)
+        r = await http.put(
+            f"{a.http_url}/api/v1/provisioning/{prov_id}", json={"sealed": sealed}, headers=auth
+        )
+        assert r.status_code == 204
+        r = await http.get(f"{c.http_url}/api/v1/provisioning/{prov_id}")
+        assert r.json()["sealed"] == sealed
+        login = {"link_token": token, "device_name": "linked"}
+        r = await http.post(f"{c.http_url}/api/v1/provisioning/session", json=login)
+        assert r.status_code == 201 and r.json()["user_id"] == alice.user_id
+        r = await http.post(f"{b.http_url}/api/v1/provisioning/session", json=login)
+        assert r.status_code == 409 and r.json()["code"] == "link_used"  # once, on any node
 
 
 async def test_sigkill_of_a_node_mid_load_loses_nothing_acknowledged(

@@ -27,7 +27,8 @@ def _error(r: httpx.Response, status: int, code: str) -> None:
 
 def test_health_and_schema(server: ServerProcess) -> None:
     r = httpx.get(f"{server.http_url}/healthz")
-    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    assert r.json()["store"] == "sqlite" and r.json()["node"]  # which node answered
     schema = httpx.get(f"{server.http_url}/schema/openapi.json").json()
     assert "/api/v1/accounts" in schema["paths"]
     assert "/api/v1/sessions" in schema["paths"]

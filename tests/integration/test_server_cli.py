@@ -46,7 +46,7 @@ async def test_console_script_banner_env_and_sigterm(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "no banner"
             time.sleep(0.05)
         base = f"http://127.0.0.1:{port}"
-        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
         assert (tmp_path / "data" / "parley.db").exists()
         (u,) = new_user(base, "cli")
         client = await RawClient.login(f"ws://127.0.0.1:{port}/ws", u.token)

@@ -16,13 +16,13 @@ from app.chat_list import ChatList
 from app.composer import Composer
 from app.contacts import ContactsPane
 from app.conversation_view import ConversationView
-from app.groups import Groups
 from app.error_text import describe
+from app.groups import Groups
 from app.i18n import t
-from app.live import Live
 from app.layout import Layout
-from app.secure import Messenger
+from app.live import Live
 from app.notifications import Notifier
+from app.secure import Messenger
 from app.settings import Settings
 from parley.client import effects as fx
 from parley.client.model import ConnectionState
@@ -51,14 +51,12 @@ class Ui:
         self.composer = Composer(self)
         self.view = ConversationView(self)
         self.chat_list = ChatList(self)
-        self.att_view = AttachmentView(self)
-        self.attacher = Attacher(self)
         self.contacts = ContactsPane(self)
         self.groups = Groups(self)
-        self.settings = Settings(self)
-        self.calls = CallsUi(self)  # before the messenger starts: no call signal is missed
         self.notifier = Notifier(self)
         self.layout = Layout(self)
+        self.settings = Settings(self)
+        self.calls = CallsUi(self)  # before the messenger starts: no call signal is missed
         self._listeners = dom.Listeners()
         for name in TABS:
             self._listeners.on(dom.el(f"tab-{name}"), "click", self._tab_handler(name))
@@ -109,10 +107,8 @@ class Ui:
         js.document.body.dataset.connected = "yes"
         self.chat_list.render()
         self.settings.render()
-        self._set_conn(self.m.session.state)
-
         self.notifier.chats_changed()
-    def select_tab(self, name: str) -> None:
+        self._set_conn(self.m.session.state)
         last = self.layout.last()
         chat = self.m.chats.get(last) if last is not None else None
         if chat is not None and not chat.left:
@@ -140,9 +136,11 @@ class Ui:
     async def _read_open(self, cid: bytes) -> None:
         await self.m.mark_read(cid)
         await self.m.send_read_mark(cid)
+
+    def select_tab(self, name: str) -> None:
+        self.layout.show_list()
         for n in TABS:
             dom.show(dom.el(f"pane-{n}"), n == name)
-        self.layout.show_list()
             dom.el(f"tab-{n}").setAttribute("aria-selected", "true" if n == name else "false")
         if name == "contacts":
             self.spawn(self.contacts.refresh())
@@ -150,11 +148,14 @@ class Ui:
             self.spawn(self.settings.refresh())
 
     def open_chat(self, cid: bytes) -> None:
-        self.spawn(self._open(cid))
-
         self.layout.show_chat()
         self.layout.remember(cid)
+        self.spawn(self._open(cid))
+
     async def _open(self, cid: bytes) -> None:
+        chat = self.m.chats.get(cid)
+        if chat is not None and chat.kind == "group":
+            self.spawn(self.groups.load_names(cid))  # senders by name, never as ids
         await self.view.open(cid)
         self.chat_list.render()
         await self.groups.render_details()
@@ -205,9 +206,9 @@ class Ui:
     async def _render_chats(self) -> None:
         self.chat_list.render()
         self.view.title()
+        self.notifier.chats_changed()
 
     def _on_note(self, n: fx.Notification) -> None:
-        self.notifier.chats_changed()
         signal = getattr(n, "signal", None)  # SignalReceived: typing, receipts, presence
         if signal is not None:
             self.live.signal(signal)
@@ -258,8 +259,6 @@ class Ui:
         offline = state in (ConnectionState.DISCONNECTED, ConnectionState.CONNECTING)
         net.textContent = t("status.offline")
         dom.show(net, offline)
-
-    def _on_offline(self, _event: Any) -> None:
         dom.show(dom.el("status"), not offline)  # one "offline" line, not two
         was_online = getattr(js.document.body.dataset, "conn", "") == ConnectionState.ONLINE.value
         js.document.body.dataset.conn = state.value
@@ -269,6 +268,8 @@ class Ui:
             self.composer.say("")
             self.contacts.say("")
             self._coalesce("contacts", self.contacts.refresh)  # friend-request badge
+
+    def _on_offline(self, _event: Any) -> None:
         """The browser says the network is gone: drop the socket now (it may look alive for
         a while); the session reconnects with jittered backoff once it can."""
         self.spawn(self.m.session.drop_connection())

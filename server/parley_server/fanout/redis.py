@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 from parley_server.fanout.base import Broker, Subscriber
 from parley_server.fanout.local import LocalBroker
 from parley_server.logging import get_logger
+from parley_server.service import ratelimit
 from parley_server.store.redis_db import UNAVAILABLE_ERRORS, is_cluster_url, make_client
 
 log = get_logger("parley.fanout.redis")
@@ -62,6 +63,7 @@ class RedisBroker(Broker):
         self._channels: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
+        self._pending: set[asyncio.Future[None]] = set()
         self.resubscribed = 0  # times a lost subscription was recovered (tests, /healthz)
 
     def _channel(self, user_id: str) -> str:
@@ -76,12 +78,14 @@ class RedisBroker(Broker):
         if hasattr(self._client, "initialize"):
             await self._client.initialize()
         await self._connect_pubsub()
+        ratelimit.share_hits(self._share_hit)
         self._tasks = [
             asyncio.create_task(self._reader()),
             asyncio.create_task(self._refresher()),
         ]
 
     async def stop(self) -> None:
+        ratelimit.share_hits(None)
         for t in self._tasks:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -102,8 +106,9 @@ class RedisBroker(Broker):
             _pubsub_url(self.url), socket_connect_timeout=2.0, socket_keepalive=True
         )
         pubsub = sub_client.pubsub(ignore_subscribe_messages=True)
-        # a placeholder channel keeps the connection subscribed while no user is local
-        await pubsub.subscribe(f"{self.prefix}{{node:{self.node}}}:push")
+        # every node: throttle hits (this channel also keeps the connection subscribed while
+        # no user is local)
+        await pubsub.subscribe(self._throttle_channel)
         if self._channels:
             await pubsub.subscribe(*self._channels)
         self._pubsub = pubsub
@@ -143,10 +148,31 @@ class RedisBroker(Broker):
                 for sub in list(subs):
                     sub.close(SERVICE_RESTART, "resync")
 
+    @property
+    def _throttle_channel(self) -> str:
+        return f"{self.prefix}throttle"
+
+    def _share_hit(self, window: str, key: str) -> None:
+        """A named rate-limit window counted a hit here: tell the other nodes."""
+        task = asyncio.ensure_future(self._publish_raw(self._throttle_channel, ["t", window, key]))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _publish_raw(self, channel: str, message: list[Any]) -> None:
+        try:
+            await self._client.publish(channel, _pack([self.node, *message]))
+        except UNAVAILABLE_ERRORS as exc:
+            log.warning("broker_publish_failed", error=repr(exc))
+
     async def _on_message(self, data: bytes) -> None:
-        origin, kind, user, device, payload, reason = _unpack(data)
-        if origin == self.node:
+        message = _unpack(data)
+        if message[0] == self.node:
             return
+        if message[1] == "t":
+            ratelimit.remote_hit(message[2], message[3])
+            return
+        origin, kind, user, device, payload, reason = message
+        del origin
         if kind == "u":
             await self.local.publish_to_users((user,), payload)
         elif kind == "d":
@@ -205,10 +231,8 @@ class RedisBroker(Broker):
                 await self._client.hdel(self._registry(user_id), self.node)
 
     async def _publish(self, user_id: str, message: list[Any]) -> None:
-        try:
-            await self._client.publish(self._channel(user_id), _pack([self.node, *message]))
-        except UNAVAILABLE_ERRORS as exc:  # a push is a hint: the client resyncs anyway
-            log.warning("broker_publish_failed", error=repr(exc))
+        # a push is a hint: if it is lost, the client resyncs anyway
+        await self._publish_raw(self._channel(user_id), message)
 
     async def publish_to_users(
         self, user_ids: Iterable[str], frame: bytes, exclude: Subscriber | None = None

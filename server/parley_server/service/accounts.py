@@ -52,14 +52,20 @@ class Accounts:
         self.s = services
         cfg = services.settings
         # Failed logins per (account, IP): an attacker elsewhere cannot lock the owner out.
-        self._by_account_ip = SlidingWindow(cfg.login_account_limit, cfg.login_window_s)
-        self._by_ip = SlidingWindow(cfg.login_ip_limit, cfg.login_window_s)
+        self._by_account_ip = SlidingWindow(
+            cfg.login_account_limit, cfg.login_window_s, name="login_account_ip"
+        )
+        self._by_ip = SlidingWindow(cfg.login_ip_limit, cfg.login_window_s, name="login_ip")
         # Failed logins per account from anywhere: past the limit a slow back-off, no lock.
-        self._by_account = SlidingWindow(cfg.login_account_global_limit, cfg.login_window_s)
+        self._by_account = SlidingWindow(
+            cfg.login_account_global_limit, cfg.login_window_s, name="login_account"
+        )
         self._backoff_last: dict[str, float] = {}
-        self._known_ips = SlidingWindow(1, 30 * 24 * 3600.0)
+        self._known_ips = SlidingWindow(1, 30 * 24 * 3600.0, name="login_known_ip")
         """(account, IP) pairs that logged in successfully: exempt from the back-off."""
-        self._register_by_ip = SlidingWindow(cfg.register_ip_limit, cfg.register_window_s)
+        self._register_by_ip = SlidingWindow(
+            cfg.register_ip_limit, cfg.register_window_s, name="register_ip"
+        )
         self._lookups = SlidingWindow(cfg.lookup_limit, cfg.lookup_window_s)
         self._dummy_hash: bytes | None = None
         self.visible_user: Callable[[str], Awaitable[bool]] | None = None

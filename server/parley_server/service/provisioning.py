@@ -46,7 +46,9 @@ class Provisioning:
         self.table = table
         cfg = services.settings
         self._ttl_ms = int(cfg.provisioning_ttl_s * 1000)
-        self._by_ip = SlidingWindow(cfg.provisioning_ip_limit, cfg.login_window_s)
+        self._by_ip = SlidingWindow(
+            cfg.provisioning_ip_limit, cfg.login_window_s, name="provisioning_ip"
+        )
 
     def _limit(self, client_ip: str, *, hit: bool) -> None:
         """Registrations and failed link-token logins (unauthenticated): bounded per IP."""
