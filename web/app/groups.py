@@ -4,6 +4,7 @@ safety number)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from app import dom
@@ -11,6 +12,9 @@ from app.contacts import LookupFailed, lookup
 from app.i18n import t
 from app.secure import EncryptionNotReady
 from parley.client.session import RequestError
+from parley.protocol.ops import GroupRemove
+from parley.protocol.social import MemberCards, MemberNames
+from parley.protocol.types import Role
 
 if TYPE_CHECKING:
     from app.app import Ui
@@ -66,7 +70,7 @@ class Groups:
             self.msg.textContent = t("err.not_ready")
             return
         except (LookupFailed, RequestError) as e:
-            self.msg.textContent = str(e)
+            self.msg.textContent = self.ui.error_text(e)
             return
         dom.el("group-name").value = ""
         dom.el("group-members").value = ""
@@ -79,6 +83,14 @@ class Groups:
         if visible:
             await self.render_details()
 
+    async def load_names(self, cid: bytes) -> None:
+        """The members' usernames from the server (co-members may see them even when they
+        are not our contacts), so no one shows as an id."""
+        with contextlib.suppress(RequestError, TimeoutError):
+            r = await self.ui.m.session.request(MemberNames(conversation_id=cid), 15)
+            if isinstance(r, MemberCards):
+                await self.ui.m.remember_names({u.user_id: u.username for u in r.users})
+
     async def render_details(self) -> None:
         cid = self.ui.view.cid
         if cid is None or self.details.hidden:
@@ -87,19 +99,34 @@ class Groups:
         chat = m.chats.get(cid)
         box = self.details
         dom.clear(box)
-        box.appendChild(dom.h("h3", "", m.title(cid)))
+        box.appendChild(dom.h("h3", "", m.title(cid), id="details-title"))
         if chat is not None and chat.left:
             box.appendChild(dom.h("p", "muted", t("group.left")))
             return
         try:
             info = await m.info(cid)
         except RequestError as e:
-            box.appendChild(dom.h("p", "message error", str(e)))
+            box.appendChild(dom.h("p", "message error", self.ui.error_text(e)))
             return
+        if any(mem.user_id not in m.names for mem in info.members):
+            await self.load_names(cid)
+        roles = {mem.user_id: mem.role for mem in info.members}
+        mine = roles.get(m.user_id)
+        group = info.kind.value == "group"
+        manager = group and mine in (Role.OWNER, Role.ADMIN)
+        box.dataset.role = mine.value if mine is not None else ""
+        if manager:  # the server lets owners and admins rename
+            form = dom.h("form", "inline", id="rename-form")
+            name_in = dom.h("input", "", id="rename-name", maxlength="64", required="")
+            name_in.value = m.title(cid)
+            form.appendChild(name_in)
+            form.appendChild(dom.h("button", "small", t("group.rename"), type="submit"))
+            box.appendChild(form)
         box.appendChild(dom.h("h3", "", t("group.member_list")))
         ul = dom.h("ul", "plain", id="member-list")
-        for mem in info.members:
-            li = dom.h("li", "person", data_user=mem.user_id)
+        order = {Role.OWNER: 0, Role.ADMIN: 1, Role.MEMBER: 2}
+        for mem in sorted(info.members, key=lambda x: (order.get(x.role, 3), m.name(x.user_id))):
+            li = dom.h("li", "person", data_user=mem.user_id, data_role=mem.role.value)
             li.appendChild(dom.h("span", "name", m.name(mem.user_id)))
             li.appendChild(dom.h("span", "role", t(f"role.{mem.role.value}")))
             if mem.user_id != m.user_id:
@@ -108,15 +135,23 @@ class Groups:
                         "button", "small secondary", t("contacts.safety"), data_safety=mem.user_id
                     )
                 )
+                # owners remove anyone, admins only plain members (the server's rule)
+                if group and (
+                    mine == Role.OWNER or (mine == Role.ADMIN and mem.role == Role.MEMBER)
+                ):
+                    li.appendChild(
+                        dom.h("button", "small danger", t("group.remove"), data_remove=mem.user_id)
+                    )
             ul.appendChild(li)
         box.appendChild(ul)
-        if info.kind.value == "group":
-            form = dom.h("form", "inline", id="invite-form")
-            form.appendChild(
-                dom.h("input", "", id="invite-name", placeholder=t("group.invite_placeholder"))
-            )
-            form.appendChild(dom.h("button", "small", t("group.invite"), type="submit"))
-            box.appendChild(form)
+        if group:
+            if manager:  # invite only where the role allows it
+                form = dom.h("form", "inline", id="invite-form")
+                form.appendChild(
+                    dom.h("input", "", id="invite-name", placeholder=t("group.invite_placeholder"))
+                )
+                form.appendChild(dom.h("button", "small", t("group.invite"), type="submit"))
+                box.appendChild(form)
             box.appendChild(dom.h("p", "message", id="details-message"))
             box.appendChild(
                 dom.h(
@@ -132,6 +167,8 @@ class Groups:
             self.ui.spawn(self._leave())
         elif (user := dom.data(target, "verify")) is not None:
             self.ui.spawn(self._verify(user))
+        elif (user := dom.data(target, "remove")) is not None:
+            self.ui.spawn(self._remove(user))
 
     async def _verify(self, user_id: str) -> None:
         await self.ui.m.mark_verified(user_id)
@@ -144,14 +181,41 @@ class Groups:
         try:
             await self.ui.m.leave(cid)
         except RequestError as e:
-            dom.el("details-message").textContent = str(e)
+            dom.el("details-message").textContent = self.ui.error_text(e)
             return
         dom.show(self.details, False)
         self.ui.view.close()
         self.ui.chat_list.render()
 
+    async def _remove(self, user_id: str) -> None:
+        cid = self.ui.view.cid
+        if cid is None:
+            return
+        try:
+            await self.ui.m.session.request(GroupRemove(conversation_id=cid, user_id=user_id), 15)
+        except (RequestError, TimeoutError) as e:
+            dom.el("details-message").textContent = self.ui.error_text(e)
+            return
+        await self.render_details()
+
+    async def _rename(self, cid: bytes, name: str) -> None:
+        try:
+            await self.ui.m.driver.rename(cid, name)
+        except (RequestError, TimeoutError, EncryptionNotReady, PermissionError) as e:
+            dom.el("details-message").textContent = self.ui.error_text(e)
+            return
+        self.ui.view.title()
+        self.ui.chat_list.render()
+        await self.render_details()
+
     def _on_invite(self, event: Any) -> None:
         event.preventDefault()
+        if event.target.id == "rename-form":
+            new_name = str(dom.el("rename-name").value).strip()
+            cid = self.ui.view.cid
+            if new_name and cid is not None:
+                self.ui.spawn(self._rename(cid, new_name))
+            return
         name = str(dom.el("invite-name").value).strip().lower()
         cid = self.ui.view.cid
         if name and cid is not None:
@@ -162,6 +226,6 @@ class Groups:
             ids = await self._user_ids([name])
             await self.ui.m.invite(cid, ids)
         except (LookupFailed, RequestError, EncryptionNotReady, PermissionError) as e:
-            dom.el("details-message").textContent = str(e) or type(e).__name__
+            dom.el("details-message").textContent = self.ui.error_text(e)
             return
         await self.render_details()

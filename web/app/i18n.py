@@ -112,6 +112,8 @@ EN: dict[str, str] = {
     "settings.at_rest": "Messages and keys on this device are encrypted at rest.",
     # --- conversation view, errors (issue 14) ---
     "notify.title": "Notifications",
+    "group.rename": "Rename",
+    "group.remove": "Remove",
     "notify.enable": "Turn on notifications",
     "notify.on": "Notifications are on for new messages while Parley is in the background.",
     "notify.denied": "Notifications are blocked in this browser's site settings.",
@@ -318,6 +320,8 @@ ZH: dict[str, str] = {
     "settings.at_rest": "本设备上的消息和密钥均已加密存储。",
     # --- conversation view, errors (issue 14) ---
     "notify.title": "通知",
+    "group.rename": "重命名",
+    "group.remove": "移除",
     "notify.enable": "开启通知",
     "notify.on": "Parley 在后台时，新消息会发出通知。",
     "notify.denied": "此浏览器的网站设置已屏蔽通知。",

@@ -66,6 +66,7 @@ from parley.protocol.ops import (
     DirectOpen,
     GroupCreate,
     GroupInvite,
+    GroupRename,
     ToDeviceMessage,
     ToDeviceSend,
 )
@@ -467,6 +468,19 @@ class E2EDriver:
             if v is not None:
                 members = sorted(set(v.members) | set(user_ids))
                 gu = groups.set_group_view(self.st, cid, members, v.admins, v.name, self._rng)
+                self._queue(cid, msgspec.structs.replace(gu, ts=self.now()))
+                await self.save()
+        await self.flush()
+
+    async def rename(self, cid: bytes, name: str) -> None:
+        """The server first (it checks the caller's role and records the rename; its ``meta``
+        stays empty), then the new name inside the encrypted ``group_update``."""
+        self._require_ready()
+        await self.session.request(GroupRename(conversation_id=cid, meta=b""), OP_TIMEOUT_S)
+        async with self.lock:
+            v = groups.view(self.st, cid)
+            if v is not None:
+                gu = groups.set_group_view(self.st, cid, v.members, v.admins, name, self._rng)
                 self._queue(cid, msgspec.structs.replace(gu, ts=self.now()))
                 await self.save()
         await self.flush()
