@@ -31,7 +31,7 @@ from playwright.sync_api import Browser, BrowserContext, sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, is_local, settle  # noqa: E402
+from browser_tests.conftest import CHROMIUM, CHROMIUM_FLAGS, is_local, settle  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 
 READY_TIMEOUT_MS = 120_000

@@ -29,8 +29,8 @@ from playwright.sync_api import Page, sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, settle  # noqa: E402
-from e2e.ui import sign_up, wait_online  # noqa: E402
+from browser_tests.conftest import CHROMIUM, CHROMIUM_FLAGS, settle  # noqa: E402
+from browser_tests.ui import sign_up, wait_online  # noqa: E402
 from tests.support.accounts import unique_name  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 
