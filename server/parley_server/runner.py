@@ -17,7 +17,7 @@ from types import FrameType
 import uvicorn
 
 from parley_server import metrics
-from parley_server.app import create_app
+from parley_server.asgi import create_app
 from parley_server.config import Settings
 from parley_server.gateway.admission import ADMISSION
 from parley_server.gateway.hub import Hub
