@@ -91,6 +91,8 @@ def test_wrong_password_shows_error(context: BrowserContext, base_url: str) -> N
         timeout=10,
     )
     assert direct.status_code >= 400
-    expect(page.locator("#auth-message.error")).to_have_text(direct.json()["message"])
+    # the stable code as a readable sentence in the UI language, not the server's raw text
+    assert direct.json()["code"] == "bad_credentials"
+    expect(page.locator("#auth-message.error")).to_have_text("Wrong username or password.")
     expect(page.locator("#app")).to_be_hidden()
     screenshot(page, "login-error")

@@ -20,6 +20,7 @@ from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
 from app import i18n, profile, settings
 from app.app import Ui
+from app.error_text import describe, for_code
 from app.i18n import t
 from app.keydir import KeyDirectory
 from app.local_store import WebStore
@@ -159,15 +160,18 @@ async def _submit(action: str) -> None:
     password = str(_el("password").value)
     try:
         await _sign_in(action, username, password)
-    except (ApiError, OtherTab) as exc:
+    except OtherTab as exc:
         _say(str(exc), error=True)
         return
-    except msgspec.ValidationError as exc:
-        _say(f"Invalid input: {exc}", error=True)
+    except ApiError as exc:  # the stable code, in the user's language (not the server's text)
+        _say(describe(exc), error=True)
+        return
+    except msgspec.ValidationError:
+        _say(for_code("invalid"), error=True)
         return
     except Exception as exc:  # anything else (e.g. a JsException): visible, never silent
         js.console.error(f"sign-in failed: {exc!r}")
-        _say(f"Unexpected error: {exc}", error=True)
+        _say(describe(exc), error=True)
         return
     finally:
         _busy = False
