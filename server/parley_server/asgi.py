@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from parley_server.api.accounts import AccountController
 from parley_server.api.blobs import blob_routes, blobs_lifespan
 from parley_server.api.errors import EXCEPTION_HANDLERS
+from parley_server.api.openapi import complete_allow_header, describe_api
 from parley_server.api.health import healthz
 from parley_server.api.keys import KeyController, make_keys
 from parley_server.api.operations import operations_lifespan, readyz, request_id_middleware
@@ -113,6 +114,8 @@ def create_app(
         lifespan=[lifespan, operations_lifespan(parley, hub), blobs_lifespan(parley)],
         middleware=[request_id_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
+        on_startup=[describe_api],  # error responses, security, strict bodies
+        before_send=[complete_allow_header],
         openapi_config=OpenAPIConfig(title="Parley", version="1", path="/schema"),
         state=State(
             {

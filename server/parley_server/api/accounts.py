@@ -30,7 +30,8 @@ from parley_server.service.errors import ServiceError
 class RegisterInput(msgspec.Struct):
     """RegisterBody before normalization: any case is accepted, stored lowercase."""
 
-    username: Annotated[str, Meta(max_length=64)]
+    username: Annotated[str, Meta(max_length=64, pattern=r"^\s*[A-Za-z0-9_.-]{3,32}\s*$")]
+    """3-32 of ``a-z 0-9 _ . -`` once trimmed and lowercased (the schema says so too)."""
     password: Annotated[str, Meta(max_length=1024)]
     invite: Annotated[str, Meta(max_length=128)] | None = None
     """The code of a one-time invite (needed when registration is by invite)."""

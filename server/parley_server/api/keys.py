@@ -116,7 +116,7 @@ class KeyController(Controller):
         self,
         keys: Keys,
         session: Session,
-        conversation_id: list[str],
+        conversation_id: list[proto.Id16],
         version: Annotated[int | None, Parameter(ge=1)] = None,
     ) -> proto.BackupRecordsReply:
         return await keys.backup_records(session, version, conversation_id)

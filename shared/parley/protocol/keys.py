@@ -41,23 +41,30 @@ BACKUP_RECORDS_PER_USER_MAX = 100_000
 """Most backup records the server keeps per user; a PUT beyond it is ``too_large``."""
 
 
-Key32 = Annotated[str, Meta(min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]*$")]
+B64URL = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+"""Canonical unpadded base64url (the unused low bits of the last character are zero), the
+only form ``parley.crypto.b64.b64d`` accepts: stated here so that the schema says it too."""
+
+Key32 = Annotated[
+    str, Meta(min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$")
+]
 """A 32-byte public key (Ed25519 or X25519)."""
 
-Sig64 = Annotated[str, Meta(min_length=86, max_length=86, pattern=r"^[A-Za-z0-9_-]*$")]
+Sig64 = Annotated[str, Meta(min_length=86, max_length=86, pattern=r"^[A-Za-z0-9_-]{85}[AQgw]$")]
 """A 64-byte Ed25519 signature."""
 
-Id16 = Annotated[str, Meta(min_length=22, max_length=22, pattern=r"^[A-Za-z0-9_-]*$")]
+Id16 = Annotated[str, Meta(min_length=22, max_length=22, pattern=r"^[A-Za-z0-9_-]{21}[AQgw]$")]
 """A 16-byte id (conversation_id, distribution_id)."""
 
-DevListB64 = Annotated[str, Meta(min_length=1, max_length=1024, pattern=r"^[A-Za-z0-9_-]*$")]
+DevListB64 = Annotated[str, Meta(min_length=2, max_length=1024, pattern=B64URL)]
 """An encoded device list (docs/imv1.md §3.3; at most 10 devices -> well under 1 KiB)."""
 
-BackupBlob = Annotated[str, Meta(min_length=1, max_length=8192, pattern=r"^[A-Za-z0-9_-]*$")]
+BackupBlob = Annotated[str, Meta(min_length=2, max_length=8192, pattern=B64URL)]
 """A sealed backup record. The server checks the decoded size against ``BACKUP_BLOB_MAX`` and
 answers ``too_large``; the looser bound here only stops absurd bodies early (``invalid``)."""
 
-BackupCheck = Annotated[str, Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]*$")]
+BackupCheck = Annotated[str, Meta(min_length=54, max_length=171, pattern=B64URL)]
+"""The backup key check value: 40..128 bytes."""
 PreKeyId = Annotated[int, Meta(ge=1, le=2**32 - 1)]
 U32 = Annotated[int, Meta(ge=0, le=2**32 - 1)]
 DevListVersion = Annotated[int, Meta(ge=1, le=2**63 - 1)]

@@ -14,6 +14,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from parley.protocol.keys import B64URL
+
 PROV_ID_HEX = Annotated[str, Meta(pattern="^[0-9a-f]{32}$")]
 LINK_TOKEN_MAX = 128
 SEALED_MAX = 16_384
@@ -35,7 +37,8 @@ class LinkTokenReply(msgspec.Struct):
 
 
 class PutProvisionBody(msgspec.Struct, forbid_unknown_fields=True):
-    sealed: Annotated[str, Meta(max_length=SEALED_MAX)]  # b64url(crypto_box_seal(...))
+    sealed: Annotated[str, Meta(min_length=2, max_length=SEALED_MAX, pattern=B64URL)]
+    """b64url(crypto_box_seal(...)), canonical, not empty."""
 
 
 class ProvisionMessageReply(msgspec.Struct):
