@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import click
 
 from parley_server.config import Settings, load_settings
+from parley_server.redis_migration import migrate_command
 
 T = TypeVar("T")
 DB_NAME = "parley.db"
@@ -388,5 +389,7 @@ def restore(ctx: click.Context, src: str, force: bool) -> None:
         shutil.copytree(backup_dir / BLOBS_DIR, target / BLOBS_DIR)
     click.echo(f"restored {backup_dir} into {target}; start the server (it migrates if needed)")
 
+
+admin.add_command(migrate_command)  # parley admin migrate (redis_migration.py, issue 10)
 
 __all__ = ["admin", "backup_sqlite"]

@@ -111,7 +111,9 @@ class RedisProvisioning(RedisErrors, ProvisioningStore):
         if r is None:
             return None
         expires, user, sealed, used = r
-        return ProvRow(prov_id, int(expires), b(user) or None, bytes(sealed) or None, b(used) == "1")
+        return ProvRow(
+            prov_id, int(expires), b(user) or None, bytes(sealed) or None, b(used) == "1"
+        )
 
 
 def _row(prov_id: bytes, r: list[Any]) -> ProvRow | None:
