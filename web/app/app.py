@@ -22,6 +22,7 @@ from app.i18n import t
 from app.layout import Layout
 from app.live import Live
 from app.notifications import Notifier
+from app.recovery import Recovery
 from app.secure import Messenger
 from app.settings import Settings
 from parley.client import effects as fx
@@ -55,6 +56,7 @@ class Ui:
         self.groups = Groups(self)
         self.notifier = Notifier(self)
         self.layout = Layout(self)
+        self.recovery = Recovery(self)
         self.settings = Settings(self)
         self.calls = CallsUi(self)  # before the messenger starts: no call signal is missed
         self._listeners = dom.Listeners()
@@ -268,6 +270,7 @@ class Ui:
             self.composer.say("")
             self.contacts.say("")
             self._coalesce("contacts", self.contacts.refresh)  # friend-request badge
+            self.spawn(self.recovery.check())  # a browser without this account's keys?
 
     def _on_offline(self, _event: Any) -> None:
         """The browser says the network is gone: drop the socket now (it may look alive for

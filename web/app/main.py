@@ -148,7 +148,9 @@ async def _sign_in(action: str, username: str, password: str) -> None:
     _say(t("auth.unlocking"))
     p, key = await profile.create(username, login.user_id, login.device_id, login.token, password)
     _say(t("auth.connecting"))
-    await _run(p, key, login.token)
+    app = await _run(p, key, login.token)
+    if action == "register":  # key backup on by default: the recovery key is shown once
+        app.spawn(app.recovery.backup_at_registration())
 
 
 async def _submit(action: str) -> None:

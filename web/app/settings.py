@@ -102,6 +102,13 @@ class Settings:
         p.appendChild(theme)
 
         p.appendChild(self.ui.notifier.settings_section())
+        p.appendChild(dom.h("h3", "", t("settings.backup")))
+        on = self.ui.recovery.backup_on()
+        state = t("settings.backup_on" if on else "settings.backup_off")
+        p.appendChild(dom.h("p", "muted", state, id="backup-state", data_on="1" if on else "0"))
+        p.appendChild(
+            dom.h("button", "small secondary", t("settings.backup_create"), data_backup="1")
+        )
 
         p.appendChild(dom.h("h3", "", t("settings.devices")))
         ul = dom.h("ul", "plain", id="device-list")
@@ -141,7 +148,7 @@ class Settings:
             apply_theme(value)
 
     def _on_click(self, event: Any) -> None:
-        if self.ui.notifier.settings_click(event):
+        if self.ui.notifier.settings_click(event) or self.ui.recovery.settings_click(event):
             return
         if dom.data(event.target, "signout") is not None:
             self.ui.spawn(self.ui.sign_out())
