@@ -94,11 +94,10 @@ def main() -> None:
                 open_ms(page, "message number 3")
                 opens.append(open_ms(page, f"message number {args.messages}"))
             dom_rows = page.locator("#conv-rows .msg").count()
-            page.evaluate(
-                f"document.getElementById('conv-scroll').scrollTop = 56 * {args.messages // 2}"
-            )
+            # scrolling near the top pages older rows in (the view renders a window of bubbles)
+            page.evaluate("document.getElementById('conv-scroll').scrollTop = 0")
             page.wait_for_function(
-                f"() => document.querySelector('#conv-rows .msg[data-seq=\"{args.messages // 2 + 3}\"]') !== null",
+                f"() => document.querySelectorAll('#conv-rows .msg').length > {dom_rows}",
                 timeout=10_000,
             )
             mid_rows = page.locator("#conv-rows .msg").count()
@@ -113,7 +112,7 @@ def main() -> None:
         f"open a {args.messages}-message chat: median {med:.1f} ms [{min(opens):.1f}-{max(opens):.1f}]"
         f" over {len(opens)} runs (target <= {TARGET_OPEN_MS:.0f} ms: {'met' if med <= TARGET_OPEN_MS else 'NOT met'})"
     )
-    print(f"rows in the DOM: {dom_rows} at the bottom, {mid_rows} after scrolling to the middle")
+    print(f"rows in the DOM: {dom_rows} at the bottom, {mid_rows} after one scroll to the top")
 
 
 if __name__ == "__main__":
