@@ -404,3 +404,19 @@ def test_signals_before_answer_are_ignored(net: Net) -> None:
     hang = cs.encode(cs.Hangup(call=cid(1), n=51, reason=cs.HangupReason.HUNG_UP))
     assert _feed(a, "bob", 1, hang, net.now) == [cm.Ignored("hang-up of a ringing callee device")]
     assert a.state == S.OUTGOING and b1.state == S.INCOMING
+
+
+def test_two_callee_devices_accept_at_once(net: Net) -> None:
+    a, b1, b2 = devs(net)
+    net.hold = True
+    net.call(a, "bob")
+    net.deliver()
+    net.accept(b1)
+    net.accept(b2)  # before the caller's answered_elsewhere reaches it
+    net.hold = False
+    net.deliver()
+    assert a.m.current is not None and a.m.current.selected == 1
+    assert b1.state == S.CONNECTING and b1.applied
+    assert b2.state == S.ENDED and b2.reason == R.ANSWERED_ELSEWHERE and b2.media == set()
+    # b2's late accept reached the caller after b1 was selected: ignored
+    assert "signal from a device that was not selected" in a.ignored

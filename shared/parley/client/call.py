@@ -543,8 +543,8 @@ class CallManager:
             return self._end(c, reason, now, notify=(tell,), to=others)
         if not c.outgoing and c.state == CallState.INCOMING:
             return self._end(c, reason, now, notify=())
-        if reason not in (EndReason.HUNG_UP, EndReason.FAILED):
-            reason = EndReason.HUNG_UP
+        if reason not in (EndReason.HUNG_UP, EndReason.FAILED, EndReason.ANSWERED_ELSEWHERE):
+            reason = EndReason.HUNG_UP  # (two callee devices accepted at once: the other won)
         return self._end(c, reason, now, notify=())
 
     def _restart(self, c: Call, now: int) -> list[Effect]:
