@@ -8,13 +8,15 @@
   CPython: ``parley_client``).
 * ``session.Session``: an async driver reusable by every shell (asyncio only; the engine itself
   never imports asyncio).
+* ``e2e_driver.E2EDriver``: the async driver of the E2E layer (``parley.client.e2e``) over a
+  ``Session``, the same for every shell (key directory, state and results through hooks).
 * ``memory_store.MemoryLocalStore``: the reference LocalStore (tests, benchmarks, bots).
 * ``backoff``: the jittered exponential reconnect schedule.
 * ``model``: ``OutboxItem``, ``Cursors``, ``ConnectionState``.
 
-End-to-end encryption sits above this package: the engine sends whatever envelope bytes it is
-given and stores entries as received; the UI layer encrypts before ``send_message`` and
-decrypts on ``EntriesStored``.
+End-to-end encryption sits above the engine: it sends whatever envelope bytes it is given and
+stores entries as received; the E2E driver encrypts before ``send_message`` and decrypts on
+``EntriesStored``.
 """
 
 from parley.client.backoff import backoff_delay

@@ -13,6 +13,10 @@ put into an envelope unencrypted.
   waiting queue with skdm_req / key_req, key_fwd answers to own devices.
 * ``backup``: server-side key backup of inbound states (§13).
 * ``device``: the send pipeline (``queue`` and ``prepare`` a ``PendingSend``) and the handling
-  of one incoming to-device envelope. These are functions over ``E2EState``, not an object:
-  the shell (or an async driver beside ``parley.client.session``) calls them and does the I/O.
+  of one incoming to-device envelope.
+* ``keys_api``: the key directory's HTTP requests as data (method, path, body, reply type).
+
+These are functions over ``E2EState``, not an object. One async driver,
+``parley.client.e2e_driver.E2EDriver``, calls them and does the I/O through hooks every shell
+(CPython client, browser) provides.
 """
