@@ -22,7 +22,7 @@ from parley.client.e2e.keys_api import KeyDirectoryError
 from parley.client.e2e.state import PendingSend
 from parley.client.e2e_driver import E2EDriver, Handled, ResultSink
 from parley.client.memory_store import MemoryLocalStore
-from parley.client.model import ConnectionState
+from parley.client.model import ConnectionState, Cursors
 from parley.crypto import content as content_mod
 from parley.crypto import devicelist
 from parley.crypto.b64 import b64d
@@ -214,6 +214,14 @@ class FakeSession:
         self.world, self.user, self.device, self.store = world, user, device, store
         self.state = ConnectionState.DISCONNECTED
         self._listeners: list[Callable[[fx.Notification], None]] = []
+
+    @property
+    def engine(self) -> FakeSession:
+        return self  # the driver reads ``session.engine.cursors``
+
+    @property
+    def cursors(self) -> Cursors:
+        return self.store.cursors
 
     def add_listener(self, fn: Callable[[fx.Notification], None]) -> None:
         self._listeners.append(fn)

@@ -906,8 +906,9 @@ class E2EDriver:
         """Stored entries the E2E layer never handled: the local store saves an entry (and
         moves its cursor) BEFORE the worker decrypts it, so a process that ended in between,
         or a handler that failed (e.g. offline), left them behind."""
-        cursors = await self.store.load_cursors()
-        for cid in sorted(cursors.conversations):
+        # every conversation with stored entries has a cursor (the engine's copy: reading the
+        # store's would race its writes)
+        for cid in sorted(self.session.engine.cursors.conversations):
             async with self.lock:
                 have = await self.sink.handled_seqs(cid)
             missing: list[ConvEntry] = []
