@@ -35,10 +35,9 @@ from parley.client.e2e.state import E2EState, PendingSend, SendStage
 from parley.client.e2e_driver import E2EDriver, Handled, ResultSink
 from parley.client.message_state import MessageState
 from parley.crypto import content as content_mod
-from parley.crypto import devicelist, provisioning
+from parley.crypto import provisioning
 from parley.crypto.attachments import AttachmentPointer
 from parley.crypto.constants import PROV_TTL
-from parley.crypto.errors import CryptoError
 from parley.crypto.keys import Rng
 from parley.protocol import keys as kproto
 from parley.protocol.provisioning import LinkLoginReply
@@ -268,14 +267,7 @@ class E2EClient:
 
     def adopt_link(self, res: provisioning.ProvisionResult) -> None:
         """New device: take the account key and the device list the existing device sealed."""
-        if res.user_id != self.user_id:
-            raise CryptoError("provisioned for another account")
-        self.st.own.aik_seed = res.aik.seed
-        c = identity.own_contact(self.st)
-        _, c.devlist = devicelist.accept(None, res.devlist_data, res.devlist_sig, res.aik.pub,
-                                         self.user_id)  # fmt: skip
-        c.devices = {d.device_id: d.ik_pub for d in res.devlist.devices}
-        self.st.own.published_devlist = False
+        identity.adopt_link(self.st, res)
         self.save()
 
     async def accept_link(self, code: str) -> None:
@@ -283,20 +275,10 @@ class E2EClient:
         verified device list for the device showing ``code``, with a one-time link token the
         server mints for our user, and post it to the relay."""
         prov_id, e_pub = provisioning.parse_qr(code)
-        async with self.driver.lock:
-            await self.driver.refresh_devlist(self.user_id)
-        c = self.st.contacts[self.user_id]
-        if c.devlist is None:
-            raise CryptoError("our own device list is not known yet")
         api = linking.ProvisioningApi(self.http_url, self._token)
         try:
             token = await api.mint_token(prov_id)
-            sealed = provisioning.seal(
-                e_pub, user_id=self.user_id, aik=identity.aik(self.st),
-                devlist_data=c.devlist.data, devlist_sig=c.devlist.sig,
-                link_token=token.link_token,
-            )  # fmt: skip
-            await api.answer(prov_id, sealed)
+            await api.answer(prov_id, await self.driver.seal_link(e_pub, token.link_token))
         finally:
             await api.aclose()
 

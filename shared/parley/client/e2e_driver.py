@@ -55,6 +55,7 @@ from parley.client.model import ConnectionState
 from parley.client.session import RequestError, Session
 from parley.client.tasks import stop_task
 from parley.crypto import content as content_mod
+from parley.crypto import provisioning
 from parley.crypto.attachments import AttachmentPointer
 from parley.crypto.backend import PWHASH_MEMLIMIT_MODERATE, PWHASH_OPSLIMIT_MODERATE
 from parley.crypto.errors import CryptoError
@@ -471,6 +472,24 @@ class E2EDriver:
                 self._queue(cid, msgspec.structs.replace(gu, ts=self.now()))
                 await self.save()
         await self.flush()
+
+    # --- device linking (the shell talks to the provisioning relay) -------------------------
+    async def seal_link(self, e_pub: bytes, link_token: str) -> bytes:
+        """Existing device: the sealed box for a new device of ours (its link code gave
+        ``e_pub``; ``link_token`` is minted by the relay for our user)."""
+        async with self.lock:
+            await self.refresh_devlist(self.user_id)
+            return identity.seal_link(self.st, e_pub, link_token)
+
+    async def adopt_link(self, res: provisioning.ProvisionResult) -> None:
+        """New device (signed in, not yet linked): take the account key and device list from
+        the existing device, then publish the next device list with this device and its keys
+        (``ready``; ``link_needed`` clears). The old history comes from key requests answered
+        by the existing device, or from a backup."""
+        async with self.lock:
+            identity.adopt_link(self.st, res)
+            await self.save()
+        await self.publish_keys()
 
     async def rename(self, cid: bytes, name: str) -> None:
         """The server first (it checks the caller's role and records the rename; its ``meta``

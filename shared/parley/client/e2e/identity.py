@@ -11,9 +11,10 @@ connect, after inbound sessions were set up with our OPKs, and when ``keys_due_m
 from __future__ import annotations
 
 from parley.client.e2e.state import Contact, E2EState, OwnDevice
-from parley.crypto import devicelist
+from parley.crypto import devicelist, provisioning
 from parley.crypto.b64 import b64e
 from parley.crypto.constants import OPK_BATCH, OPK_LOW_WATER, SPK_ROTATION
+from parley.crypto.errors import CryptoError
 from parley.crypto.keys import Ed25519KeyPair, OneTimePreKey, Rng, SignedPreKey, rng_or_default
 from parley.protocol.keys import (
     OPK_MAX_STORED,
@@ -151,3 +152,38 @@ def devlist_without(st: E2EState, device_id: int, now: int) -> PutDeviceListBody
     if c.devlist is None:
         raise ValueError("no own device list yet")
     return _publish(st, devicelist.without_device(devicelist.parse(c.devlist.data), device_id, now))
+
+
+# --- device linking (docs/imv1.md §3.5; the relay's HTTP calls are the shell's) ---------------
+
+
+def seal_link(st: E2EState, e_pub: bytes, link_token: str) -> bytes:
+    """Existing device: our account key and newest verified device list, sealed for the new
+    device's ephemeral key ``e_pub`` (from its link code) with the server's one-time token.
+    Refresh our own device list first: the new device publishes the version after it."""
+    c = st.contacts.get(st.own.user_id)
+    if c is None or c.devlist is None:
+        raise CryptoError("our own device list is not known yet")
+    return provisioning.seal(
+        e_pub,
+        user_id=st.own.user_id,
+        aik=aik(st),
+        devlist_data=c.devlist.data,
+        devlist_sig=c.devlist.sig,
+        link_token=link_token,
+    )
+
+
+def adopt_link(st: E2EState, res: provisioning.ProvisionResult) -> None:
+    """New device: take the account key and the device list the existing device sealed (its
+    signature is checked against that key); the next device list, with this device in it, is
+    then published like a first device's (``published_devlist`` is cleared)."""
+    if res.user_id != st.own.user_id:
+        raise CryptoError("provisioned for another account")
+    st.own.aik_seed = res.aik.seed
+    c = own_contact(st)
+    _, c.devlist = devicelist.accept(
+        None, res.devlist_data, res.devlist_sig, res.aik.pub, st.own.user_id
+    )
+    c.devices = {d.device_id: d.ik_pub for d in res.devlist.devices}
+    st.own.published_devlist = False
