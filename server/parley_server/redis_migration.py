@@ -7,8 +7,7 @@ per conversation that Redis holds the same number of entries and the same last s
 user the same number of events. Running it again changes nothing: every write sets a key to the
 value it already has, counters only move up (``HMAX``), and a to-device item is added only if
 its queue does not have it yet. Left out on purpose: pending device-link requests (a link
-started on the old server is simply started again) and pending group invitations (not in the
-Redis engine yet).
+started on the old server is simply started again).
 """
 
 from __future__ import annotations
@@ -248,6 +247,21 @@ class Migrator:
             lambda pipe, r: pipe.hset(
                 f"{k.user(r[0])}:ev", r[1], f"{r[2]}|".encode() + bytes(r[3])
             ),
+            advance,
+        )
+
+        def invite(pipe: Any, r: tuple[Any, ...]) -> None:
+            cid, invitee, inviter, created = bytes(r[0]), r[1], r[2], r[3]
+            pipe.hset(f"{k.user(invitee)}:inv", cid, _pack([inviter, created]))
+            pipe.sadd(f"{k.conv(cid)}:invitees", invitee)
+
+        await self._batched(
+            "group_invites",
+            self.select(
+                "group_invites",
+                "SELECT conversation_id, invitee, inviter, created FROM group_invites",
+            ),
+            invite,
             advance,
         )
         await self._copy_to_device(advance)
@@ -549,7 +563,7 @@ class Migrator:
             "idempotency", "user_events", "to_device", "profiles", "contacts", "friend_requests",
             "blocks", "read_marks", "kd_devices", "kd_opks", "kd_devlists", "kd_backup_versions",
             "kd_backup_records", "account_status", "server_settings", "invites", "blobs",
-            "blob_refs",
+            "blob_refs", "group_invites",
         ]  # fmt: skip
         return sum(self.count(t) for t in tables)
 
