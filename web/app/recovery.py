@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import js  # type: ignore[import-not-found]
 
-from app import dom
+from app import dom, linking
 from app.i18n import t
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ class Recovery:
         self.ui = ui
         self.dismissed = False
         self.box: Any = None
+        self.link = linking.LinkSettings(ui)
 
     @property
     def m(self) -> Any:
@@ -116,7 +117,11 @@ class Recovery:
         )
         form.appendChild(dom.h("button", "small", t("restore.restore"), type="submit"))
         box.appendChild(form)
-        box.appendChild(dom.h("p", "muted", t("restore.link_missing"), id="restore-link"))
+        box.appendChild(dom.h("p", "", t("restore.or_link")))
+        box.appendChild(
+            dom.h("button", "small", t("restore.link"), type="button", id="restore-link")
+        )
+        box.appendChild(dom.h("div", "", id="link-show"))
         box.appendChild(
             dom.h("button", "small secondary", t("restore.skip"), type="button", id="restore-skip")
         )
@@ -127,6 +132,31 @@ class Recovery:
         self._listeners = dom.Listeners()
         self._listeners.on(form, "submit", self._on_restore)
         self._listeners.on(dom.el("restore-skip"), "click", self._on_skip)
+        self._listeners.on(dom.el("restore-link"), "click", self._on_link)
+
+    def _on_link(self, _event: Any) -> None:
+        dom.el("restore-link").disabled = True
+        self.ui.spawn(self._link())
+
+    def _show_code(self, code: str, check: str) -> None:
+        where = dom.el("link-show")
+        dom.clear(where)
+        where.appendChild(dom.h("p", "", t("restore.link_how")))
+        where.appendChild(dom.h("p", "recovery-key", code, id="link-code"))
+        where.appendChild(dom.h("p", "", t("link.compare", code=check), id="link-check"))
+
+    async def _link(self) -> None:
+        try:
+            await linking.wait_for_link(self.ui, self._show_code)
+        except Exception as exc:
+            self._say(self.ui.error_text(exc), True)
+            link = dom.el("restore-link")
+            if link:
+                link.disabled = False
+            return
+        self._close()
+        self.ui.settings.render()
+        self.ui.spawn(self.ui.view.refresh())
 
     def _say(self, text: str, error: bool = False) -> None:
         msg = dom.el("restore-message")
@@ -196,8 +226,10 @@ class Recovery:
         return box
 
     def settings_click(self, event: Any) -> bool:
-        """Sign-out and backup clicks in the settings pane; True when handled here."""
+        """Sign-out, backup and link clicks in the settings pane; True when handled here."""
         target = event.target
+        if self.link.click(event):
+            return True
         pane = dom.el("pane-settings")
         if dom.data(target, "signout") is not None:
             old = dom.el("signout-confirm")

@@ -109,6 +109,8 @@ class Settings:
         p.appendChild(
             dom.h("button", "small secondary", t("settings.backup_create"), data_backup="1")
         )
+        if m.ready:  # only a device holding the account key can link another
+            p.appendChild(self.ui.recovery.link.section())
 
         p.appendChild(dom.h("h3", "", t("settings.devices")))
         ul = dom.h("ul", "plain", id="device-list")

@@ -1,0 +1,67 @@
+"""Linking a second browser from the first: the new one signs in with the password (the server
+refuses its device list), shows a link code and a check code; the first pastes the code, sees
+the same check code, confirms; the new browser can then send, and reads the old history (the
+first answers its key requests)."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from browser_tests.conftest import Contexts, screenshot
+from browser_tests.ui import (
+    MESSAGE_TIMEOUT_MS,
+    become_contacts,
+    expect_message,
+    open_app,
+    open_chat,
+    open_direct,
+    send,
+    sign_up,
+    wait_online,
+)
+from tests.support.accounts import PASSWORD, unique_name
+
+
+def test_link_a_second_browser_from_the_first(contexts: Contexts, base_url: str) -> None:
+    n_name, o_name = unique_name("nia"), unique_name("oli")
+    nia = sign_up(contexts.new(), base_url, n_name)
+    oli = sign_up(contexts.new(), base_url, o_name)
+    nia.click("#recovery-ok")
+    become_contacts(nia, oli, o_name, n_name)
+    open_direct(nia, o_name)
+    send(nia, "said before the second browser")
+    open_chat(oli, n_name)
+    expect_message(oli, "said before the second browser")
+    send(oli, "oli answered before it too")
+
+    # the second browser: password sign-in makes a further device, which must be linked
+    nia2 = open_app(contexts.new(), base_url)
+    nia2.fill("#username", n_name)
+    nia2.fill("#password", PASSWORD)
+    nia2.click("#login")
+    wait_online(nia2)
+    expect(nia2.locator("#recovery-offer")).to_be_visible(timeout=MESSAGE_TIMEOUT_MS)
+    nia2.click("#restore-link")
+    code_el = nia2.locator("#link-code")
+    expect(code_el).to_contain_text("imlink:1:", timeout=MESSAGE_TIMEOUT_MS)
+    code = code_el.inner_text().strip()
+    check = nia2.locator("#link-check").inner_text()
+    screenshot(nia2, "link-new-device")
+
+    # the first browser: paste, compare the check code, confirm
+    nia.click("#tab-settings")
+    nia.fill("#link-input", code)
+    nia.locator("#link-settings button[data-link]").click()
+    expect(nia.locator("#link-message")).to_have_text(check)
+    screenshot(nia, "link-existing-device")
+    nia.click("#link-confirm")
+
+    # linked: the offer goes, encryption is ready, the history reads, and it can send
+    expect(nia2.locator("#recovery-offer")).to_have_count(0, timeout=MESSAGE_TIMEOUT_MS)
+    nia2.click("#tab-settings")
+    expect(nia2.locator("#e2e-state")).to_have_attribute("data-ready", "1")
+    open_chat(nia2, o_name)
+    expect_message(nia2, "oli answered before it too")
+    expect_message(nia2, "said before the second browser")
+    send(nia2, "from the linked browser")
+    expect_message(oli, "from the linked browser")
