@@ -55,6 +55,8 @@ Listener = Callable[[str, bytes | None], None]
 """``(what, conversation_id)``: ``chats``, ``rows``, ``members``, ``outgoing``, ``trust``."""
 
 DUPLICATE = "DuplicateMessage"
+PUBLISHED = "keys_published"
+"""Sealed record: the server took this device's list and keys."""
 
 
 class _SealedState:
@@ -88,6 +90,7 @@ class Messenger(ResultSink):
         self.refs: dict[str, Ref] = {}  # local_id -> the quote of a pending reply
         self.open_cid: bytes | None = None
         self._listeners: list[Listener] = []
+        self._published = False
         self.folds = edits.Folds(self)  # edits and reactions, folded into their target rows
 
     @property
@@ -112,6 +115,11 @@ class Messenger(ResultSink):
     async def load(self) -> None:
         """Everything cached on this device (before any network: the chat list shows now)."""
         await self.driver.load()
+        self._published = await self.store.get_sealed(PUBLISHED) is not None
+        if self.st.own.published_devlist and not self._published:
+            # written by a version that set the flag before the server took the list (a second
+            # device got 409 then): publish again, the driver finds out
+            self.st.own.published_devlist = False
         names = await self.store.get_sealed("names")
         if names is not None:
             self.names = msgspec.msgpack.decode(names, type=dict[str, str])
@@ -154,6 +162,13 @@ class Messenger(ResultSink):
     async def start(self) -> None:
         """Start from the cached state; publishing keys may wait for the network."""
         await self.driver.start()
+        await self._note_published()
+
+    async def _note_published(self) -> None:
+        """Remember that the server took our device list (see ``load``)."""
+        if self.ready and not self._published:
+            await self.store.put_sealed(PUBLISHED, b"1")
+            self._published = True
 
     async def close(self) -> None:
         await self.driver.close()
@@ -339,6 +354,7 @@ class Messenger(ResultSink):
         self._emit("chats", cid)
 
     async def notification(self, n: fx.Notification) -> None:
+        await self._note_published()
         if isinstance(n, fx.EventsStored):
             for e in n.events:
                 if isinstance(e.body, MessageRecalled):
