@@ -1,8 +1,9 @@
 """Voice and video calls between two Chromium contexts through a real coturn, relay only
 (``iceTransportPolicy: "relay"``), with Chromium's fake camera and microphone: the call
 connects, getStats shows inbound audio and video bytes growing on both sides, hang-up ends it
-on both sides, the call entry appears in both chats; decline; missed after the timeout; and a
-CPython (aiortc) peer calls a browser, media flowing both ways."""
+on both sides, the call entry appears in both chats; decline; missed after the timeout; a
+CPython (aiortc) peer calls a browser, media flowing both ways; and the callee's browser stops
+ringing when its linked CPython device answers."""
 
 from __future__ import annotations
 
@@ -59,13 +60,16 @@ def media_browser(playwright: Playwright) -> Iterator[Browser]:
 
 @pytest.fixture
 def media_contexts(media_browser: Browser) -> Iterator[Contexts]:
+    """Guarded contexts as ``contexts`` gives, in the media browser. Page errors count up to the
+    end of the test; a fetch cut off by closing the contexts ("Failed to fetch") does not."""
     c = Contexts(media_browser)
     yield c
+    errors = list(c.errors)
     foreign = c.close()
     if foreign:
         pytest.fail(f"requests left loopback: {foreign}")
-    if c.errors:
-        pytest.fail(f"page errors: {c.errors}")
+    if errors:
+        pytest.fail(f"page errors: {errors}")
 
 
 def _ctx(contexts: Contexts) -> BrowserContext:
@@ -254,6 +258,100 @@ def test_aiortc_peer_calls_a_browser(
             if calls is not None:
                 await calls.close()
             await e2e.close()
+
+        bot.do(close())
+        bot.stop()
+
+
+ACCEPT_LINK = """
+import json
+from app import main
+from parley.client.e2e import identity
+from parley.crypto import provisioning
+from parley.crypto.b64 import b64e
+from pyodide.http import pyfetch
+
+m = main.ui.m
+prov_id, e_pub = provisioning.parse_qr(CODE)
+await m.driver.refresh_devlist(m.user_id)
+own = m.driver.st.contacts[m.user_id]
+h = {"authorization": "Bearer " + main.ui.token, "content-type": "application/json"}
+r = await pyfetch(f"/api/v1/provisioning/{prov_id.hex()}/token", method="POST", headers=h)
+token = json.loads(await r.string())["link_token"]
+sealed = provisioning.seal(e_pub, user_id=m.user_id, aik=identity.aik(m.driver.st),
+                           devlist_data=own.devlist.data, devlist_sig=own.devlist.sig,
+                           link_token=token)
+r = await pyfetch(f"/api/v1/provisioning/{prov_id.hex()}", method="PUT", headers=h,
+                  body=json.dumps({"sealed": b64e(sealed)}))
+r.status
+"""
+"""The browser (the account's first device) accepts a link code, as ``parley link-accept`` does
+(the browser has no linking UI yet): run inside the page's Pyodide."""
+
+
+def test_second_device_stops_ringing_when_another_answers(
+    call_server: ServerProcess, media_contexts: Contexts, tmp_path: Path
+) -> None:
+    """Bob has a browser (first device) and a linked CPython device; alice calls from a browser:
+    both of bob's devices ring, the CPython one answers, the browser stops ringing."""
+    import queue
+
+    from parley.client.call import CallState
+    from parley_client.calls import Calls
+    from parley_client.e2e_client import E2EClient
+
+    a, b, _, _ = _pair(media_contexts, call_server.http_url)
+    bot = BotThread(call_server, tmp_path)
+    codes: queue.Queue[str] = queue.Queue()
+    holder: dict[str, object] = {}
+    try:
+        fut = asyncio.run_coroutine_threadsafe(
+            E2EClient.link_new_device(call_server.http_url, "b2", codes.put,
+                                      db_path=tmp_path / "b2.db", timeout=60),
+            bot.loop,
+        )  # fmt: skip
+        code = codes.get(timeout=60)
+        src = f"CODE = {code!r}\n" + ACCEPT_LINK
+        assert b.evaluate("src => window.parleyBoot.pyodide.runPythonAsync(src)", src) == 204
+        e2e = fut.result(60)
+        assert isinstance(e2e, E2EClient)
+        holder["e2e"] = e2e
+
+        async def start() -> Calls:
+            await e2e.start()
+            await e2e.wait_online(30)
+            k = Calls(e2e, relay_only=True)
+            k.start()
+            return k
+
+        calls = bot.do(start())
+        assert isinstance(calls, Calls)
+        holder["calls"] = calls
+        a.click("#call-voice")
+        expect(b.locator("#call-banner")).to_be_visible(timeout=CALL_MS)
+        bot.do(calls.wait_state(CallState.INCOMING, timeout=60))
+        assert b.evaluate("document.body.dataset.ringing") == "yes"
+        calls.driver.accept(False)  # (thread-safe enough: the worker picks it up from its queue)
+        bot.do(calls.driver.idle())
+        _state(b, "ended")
+        assert b.evaluate("document.body.dataset.callEnd") == "answered_elsewhere"
+        assert b.evaluate("document.body.dataset.ringing") == "no"
+        expect(b.locator("#call-banner")).to_be_hidden()
+        _state(a, "connected")
+        _growing(a, ("audio",))
+        a.click("#call-hangup")
+        bot.do(calls.wait_state(CallState.ENDED, timeout=60))
+        for p in (a, b):
+            expect(p.locator("#conv-rows")).to_contain_text("Voice call,", timeout=CALL_MS)
+    finally:
+
+        async def close() -> None:
+            k = holder.get("calls")
+            if isinstance(k, Calls):
+                await k.close()
+            e = holder.get("e2e")
+            if isinstance(e, E2EClient):
+                await e.close()
 
         bot.do(close())
         bot.stop()
