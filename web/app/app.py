@@ -11,6 +11,8 @@ from typing import Any
 import js  # type: ignore[import-not-found]
 
 from app import dom, i18n
+from app.attachment_view import AttachmentView
+from app.attachments import Attacher
 from app.calls import CallsUi
 from app.chat_list import ChatList
 from app.composer import Composer
@@ -51,6 +53,8 @@ class Ui:
         self.live = Live(self)
         self.composer = Composer(self)
         self.view = ConversationView(self)
+        self.att_view = AttachmentView(self)
+        self.attacher = Attacher(self)
         self.chat_list = ChatList(self)
         self.contacts = ContactsPane(self)
         self.groups = Groups(self)
