@@ -45,6 +45,14 @@ def test_link_a_second_browser_from_the_first(contexts: Contexts, base_url: str)
     code_el = nia2.locator("#link-code")
     expect(code_el).to_contain_text("imlink:1:", timeout=MESSAGE_TIMEOUT_MS)
     code = code_el.inner_text().strip()
+    # the same code as a QR code for a phone to scan (an SVG data URL image)
+    qr = nia2.locator("#link-qr")
+    expect(qr).to_be_visible()
+    import segno
+
+    want = segno.make(code, error="m", micro=False).svg_data_uri(scale=5, border=3)
+    assert qr.get_attribute("src") == want  # it encodes exactly the link code
+    assert qr.evaluate("img => img.complete && img.naturalWidth > 0")
     check = nia2.locator("#link-check").inner_text()
     screenshot(nia2, "link-new-device")
 

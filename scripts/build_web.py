@@ -158,6 +158,13 @@ def python_zip() -> bytes:
             members.append((f"parley/{rel.as_posix()}", path))
     for path in sorted(APP.glob("*.py")):
         members.append((f"app/{path.name}", path))
+    # segno (pure Python, pinned in pyproject's server extra): the QR code of a device link
+    # code; imported only when a link is shown
+    import segno
+
+    for path in sorted(Path(segno.__file__).parent.glob("*.py")):
+        if path.name != "cli.py":
+            members.append((f"segno/{path.name}", path))
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         for arcname, path in members:

@@ -71,6 +71,17 @@ def check_code(code: str) -> str:
     return f"{digits[:3]} {digits[3:]}"
 
 
+def qr_image(code: str) -> Any:
+    """The link code as a QR code (an SVG data URL in an ``<img>``: allowed by the CSP), for a
+    phone to scan; None if the encoder is missing (the code text is shown anyway)."""
+    try:
+        import segno
+    except ImportError:
+        return None
+    uri = segno.make(code, error="m", micro=False).svg_data_uri(scale=5, border=3)
+    return dom.h("img", "qr", src=uri, alt=t("link.qr_alt"), id="link-qr")
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 

@@ -142,6 +142,9 @@ class Recovery:
         where = dom.el("link-show")
         dom.clear(where)
         where.appendChild(dom.h("p", "", t("restore.link_how")))
+        qr = linking.qr_image(code)
+        if qr is not None:
+            where.appendChild(qr)
         where.appendChild(dom.h("p", "recovery-key", code, id="link-code"))
         where.appendChild(dom.h("p", "", t("link.compare", code=check), id="link-check"))
 
