@@ -160,9 +160,9 @@ class LinkSettings:
             confirm.setAttribute("data-link-yes", code)
             dom.el("link-settings").appendChild(confirm)
             return True
-        if (code := dom.data(target, "link-yes")) is not None:
+        if (confirmed := dom.data(target, "link-yes")) is not None:
             target.remove()
-            self.ui.spawn(self._accept(code))
+            self.ui.spawn(self._accept(confirmed))
             return True
         return False
 

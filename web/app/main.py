@@ -143,8 +143,8 @@ async def _sign_in(action: str, username: str, password: str) -> None:
             await _run(existing, key, profile.token_of(existing, key))
             return
     _say(t("auth.signing_in"))
-    body = LoginBody(username=username, password=password, device_name=DEVICE_NAME)
-    login = msgspec.json.decode(await _post("/api/v1/sessions", body), type=LoginReply)
+    creds = LoginBody(username=username, password=password, device_name=DEVICE_NAME)
+    login = msgspec.json.decode(await _post("/api/v1/sessions", creds), type=LoginReply)
     _say(t("auth.unlocking"))
     p, key = await profile.create(username, login.user_id, login.device_id, login.token, password)
     _say(t("auth.connecting"))
