@@ -38,9 +38,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-OPEN_DIRECT = {"PARLEY_DIRECT_OPEN_TO_ALL": "true"}
-"""The spine's tests open direct conversations between strangers: their servers allow that
-(the product default requires mutual contacts; ``social_server`` runs with the defaults)."""
+OPEN_DIRECT = {"PARLEY_DIRECT_OPEN_TO_ALL": "true", "PARLEY_GROUP_DIRECT_ADD": "anyone"}
+"""The spine's tests open direct conversations between strangers and put strangers in groups:
+their servers allow that (the product defaults require mutual contacts, and invite anyone
+else to a group; ``social_server`` runs with the defaults)."""
 
 
 @pytest.fixture(scope="session")

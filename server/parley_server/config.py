@@ -85,6 +85,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Bytes queued to one WebSocket before it is closed 4009 (a client that does not read)."""
     to_device_queue_max: int = 1000
     """Undelivered to-device items one sender may have queued for one recipient user."""
+    group_direct_add: str = "contacts"
+    """Who ``group_create``/``group_invite`` add at once: ``contacts`` (anyone else gets an
+    invitation to accept), ``none`` (always an invitation) or ``anyone``."""
 
     # --- policy ----------------------------------------------------------------------------
     direct_open_to_all: bool = False

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from parley.protocol.frames import SignalPush
+from parley.protocol.invites import GroupInviteAccept
 from parley.protocol.ops import (
     GroupCreate,
     History,
@@ -64,7 +65,10 @@ async def _group(social_server: ServerProcess) -> tuple[list[RawClient], list[st
     clients = [await connect(social_server, u) for u in (alice, bob, carol)]
     ids = [alice.user_id, bob.user_id, carol.user_id]
     conv = await clients[0].call(GroupCreate(members=ids[1:]))
-    return clients, ids, conv.info.conversation_id
+    cid = conv.info.conversation_id
+    for client in clients[1:]:  # strangers to alice: invited (the default policy), they accept
+        await client.call(GroupInviteAccept(conversation_id=cid))
+    return clients, ids, cid
 
 
 async def test_recall_tombstones_envelope_and_reaches_every_timeline(

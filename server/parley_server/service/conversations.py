@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from parley.protocol.errors import ErrorCode
 from parley.protocol.ops import (
@@ -44,6 +45,9 @@ from parley_server.service.push import push_membership
 from parley_server.store.base import MemberChange, MembershipResult, NotFound
 from parley_server.store.social import SocialStore
 
+if TYPE_CHECKING:
+    from parley_server.service.invites import Invitations
+
 MANAGERS = (Role.OWNER, Role.ADMIN)
 
 
@@ -67,6 +71,8 @@ class Conversations:
     def __init__(self, services: Services, social: SocialStore | None = None) -> None:
         self.s = services
         self.social = social  # contacts and blocks; None: no social layer (store tests)
+        self.invitations: Invitations | None = None
+        """Set by the Dispatcher: who is added at once and who gets an invitation."""
 
     async def check_direct_peer(self, session: Session, info: ConversationInfo) -> None:
         """In a direct conversation: ``blocked`` when either side blocked the other, and
@@ -175,11 +181,16 @@ class Conversations:
             raise ServiceError(ErrorCode.TOO_LARGE, "too many members")
         await self._require_users(others)
         await self._check_not_blocked_by(session, others)
+        invited: list[str] = []
+        if self.invitations is not None:
+            others, invited = await self.invitations.split(session, others)
         result = await self.s.store.create_group(
             session.user_id, others, op.meta, uuid.uuid4().bytes, now_ms()
         )
         await push_membership(self.s.broker, result)
-        return Conversation(info=result.info)
+        if self.invitations is not None:
+            await self.invitations.invite(session, result.info.conversation_id, invited)
+        return Conversation(info=result.info, invited=invited)
 
     async def group_invite(self, session: Session, op: GroupInvite) -> Conversation:
         info, _ = await self._group_for(session, op.conversation_id, MANAGERS)
@@ -193,6 +204,12 @@ class Conversations:
             raise ServiceError(ErrorCode.TOO_LARGE, "the group would exceed its member limit")
         await self._require_users(new)
         await self._check_not_blocked_by(session, new)
+        invited: list[str] = []
+        if self.invitations is not None:
+            new, invited = await self.invitations.split(session, new)
+            await self.invitations.invite(session, info.conversation_id, invited)
+            if not new:
+                return Conversation(info=info, invited=invited)
         entry = Membership(
             action=MembershipAction.JOINED, actor=session.user_id, targets=new, role=Role.MEMBER
         )
@@ -213,7 +230,24 @@ class Conversations:
             [MemberChange(user_id=u, role=Role.MEMBER) for u in new],
             [*_changed(info), *added],
         )
-        return Conversation(info=result.info)
+        return Conversation(info=result.info, invited=invited)
+
+    async def join_invited(
+        self, info: ConversationInfo, user_id: str, inviter: str
+    ) -> MembershipResult:
+        """An invitee accepted: it joins as a member (its own Membership entry)."""
+        entry = Membership(
+            action=MembershipAction.JOINED, actor=user_id, targets=[user_id], role=Role.MEMBER
+        )
+        added: tuple[str, EventBody] = (
+            user_id,
+            ConversationAdded(
+                conversation_id=info.conversation_id, kind=ConversationKind.GROUP, by=inviter
+            ),
+        )
+        return await self._change(
+            info, entry, [MemberChange(user_id=user_id, role=Role.MEMBER)], [*_changed(info), added]
+        )
 
     async def group_leave(self, session: Session, op: GroupLeave) -> Ok:
         info = await self.member_info(session, op.conversation_id)
@@ -335,6 +369,8 @@ class Conversations:
         ]
         # Members stay members of a disbanded group: they keep its history (read-only).
         await self._change(info, entry, [], events, disband=True)
+        if self.invitations is not None:
+            await self.invitations.withdraw_all(info.conversation_id)
         return Ok()
 
     async def get(self, session: Session, op: ConvGet) -> Conversation:

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from parley.protocol import blobs, ops, social
+from parley.protocol import blobs, invites, ops, social
 from parley.protocol.ops import Result
 from parley_server.fanout.base import Subscriber
 from parley_server.service.accounts import Accounts
@@ -15,6 +15,7 @@ from parley_server.service.admin import Operators
 from parley_server.service.attachments import make_attachments
 from parley_server.service.context import Services, Session
 from parley_server.service.conversations import Conversations
+from parley_server.service.invites import Invitations, invite_store_of
 from parley_server.service.messages import Messages
 from parley_server.service.presence import Presence
 from parley_server.service.reads import Reads
@@ -36,6 +37,10 @@ class Dispatcher:
         self.social_store = services.stores.social
         self.accounts = Accounts(services)
         self.conversations = Conversations(services, self.social_store)
+        self.invitations = Invitations(
+            services, self.conversations, invite_store_of(services.stores), self.social_store
+        )
+        self.conversations.invitations = self.invitations
         self.messages = Messages(services, self.conversations)
         self.reads = Reads(services, self.conversations, self.social_store)
         self.sync = Sync(services, self.reads)
@@ -92,6 +97,9 @@ class Dispatcher:
             blobs.UploadCommit: lambda s, op, _: self.attachments.commit(s, op),
             blobs.UploadAbort: lambda s, op, _: self.attachments.abort(s, op),
             blobs.BlobUrl: lambda s, op, _: self.attachments.url(s, op),
+            invites.GroupInvites: lambda s, op, _: self.invitations.list(s, op),
+            invites.GroupInviteAccept: lambda s, op, _: self.invitations.accept(s, op),
+            invites.GroupInviteDecline: lambda s, op, _: self.invitations.decline(s, op),
         }
         assert set(self._table) == set(ops.RESULT_OF), "every op needs a handler"
 

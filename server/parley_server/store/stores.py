@@ -84,10 +84,12 @@ class Stores:
 def _build_sqlite(settings: Settings) -> Stores:
     from parley_server.store.admin import AdminStore
     from parley_server.store.blob_records import BlobRecords
+    from parley_server.store.invites import InviteStore
     from parley_server.store.reach import ReachStore
     from parley_server.store.sqlite import SqliteStore
     from parley_server.store.sqlite_admin import SqliteAdminStore
     from parley_server.store.sqlite_blob_records import SqliteBlobRecords
+    from parley_server.store.sqlite_invites import SqliteInviteStore
     from parley_server.store.sqlite_keydir import SqliteKeyDirectory
     from parley_server.store.sqlite_provisioning import SqliteProvisioning
     from parley_server.store.sqlite_reach import SqliteReachStore
@@ -104,6 +106,7 @@ def _build_sqlite(settings: Settings) -> Stores:
     stores.add(AdminStore, SqliteAdminStore(main))  # type: ignore[type-abstract]
     stores.add(BlobRecords, SqliteBlobRecords(main))  # type: ignore[type-abstract]
     stores.add(ReachStore, SqliteReachStore(main))  # type: ignore[type-abstract]
+    stores.add(InviteStore, SqliteInviteStore(main))  # type: ignore[type-abstract]
     # further domains: stores.add(SomeDomainStore, SqliteSomeDomainStore(main))
     return stores
 

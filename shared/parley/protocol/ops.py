@@ -10,8 +10,9 @@ from typing import Annotated
 
 import msgspec
 
-from parley.protocol import blobs, social
+from parley.protocol import blobs, invites, social
 from parley.protocol.blobs import MAX_BLOBS_PER_MESSAGE, BlobId, BlobOp, BlobResult
+from parley.protocol.invites import InviteOp, InviteResult
 from parley.protocol.limits import MAX_MENTIONS
 from parley.protocol.records import ConvEntry, ConversationInfo, RefKind, ToDeviceItem, UserEvent
 from parley.protocol.social import SocialOp, SocialResult
@@ -192,6 +193,8 @@ class ConvList(msgspec.Struct, tag="conv_list", tag_field="t"):
 
 class Conversation(msgspec.Struct, tag="conversation", tag_field="t"):
     info: ConversationInfo
+    invited: list[UserId] = []
+    """group_create / group_invite: the users who got an invitation instead of being added."""
 
 
 class ConversationPage(msgspec.Struct, tag="conversation_page", tag_field="t"):
@@ -221,6 +224,7 @@ Op = (
     | ConvList
     | SocialOp
     | BlobOp
+    | InviteOp
 )
 
 Result = (
@@ -233,6 +237,7 @@ Result = (
     | Ok
     | SocialResult
     | BlobResult
+    | InviteResult
 )
 
 RESULT_OF: dict[type[msgspec.Struct], type[msgspec.Struct]] = {
@@ -273,6 +278,9 @@ RESULT_OF: dict[type[msgspec.Struct], type[msgspec.Struct]] = {
     blobs.UploadCommit: blobs.UploadCommitted,
     blobs.UploadAbort: Ok,
     blobs.BlobUrl: blobs.BlobDownload,
+    invites.GroupInvites: invites.GroupInviteList,
+    invites.GroupInviteAccept: Conversation,
+    invites.GroupInviteDecline: Ok,
 }
 """The result type each op's Reply carries (documented in docs/protocol.md)."""
 

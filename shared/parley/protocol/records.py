@@ -189,6 +189,21 @@ class BlockChanged(msgspec.Struct, tag="block", tag_field="t"):
     blocked: bool
 
 
+class GroupInvited(msgspec.Struct, tag="group_invited", tag_field="t"):
+    """``by`` invited the user to a group (``group_invite_accept`` joins it); to the invitee."""
+
+    conversation_id: ConversationId
+    by: UserId
+
+
+class GroupInviteClosed(msgspec.Struct, tag="group_invite_closed", tag_field="t"):
+    """The user's invitation ended: ``accepted``, ``declined`` or ``withdrawn`` (the group was
+    disbanded); to the invitee's devices."""
+
+    conversation_id: ConversationId
+    outcome: str
+
+
 EventBody = (
     ConversationAdded
     | ConversationRemoved
@@ -201,6 +216,8 @@ EventBody = (
     | ContactAdded
     | ContactRemoved
     | BlockChanged
+    | GroupInvited
+    | GroupInviteClosed
 )
 
 
