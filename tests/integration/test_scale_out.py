@@ -29,11 +29,12 @@ from parley.protocol.ops import (
     Send,
     Sent,
 )
+from parley.protocol.records import Message
 from parley.protocol.signals import PresenceSignal, TypingSignal
 from parley.protocol.social import FriendAccept, FriendRequest, PresenceGet, PresenceList, Typing
 from tests.support.accounts import PASSWORD, Login, new_user
 from tests.support.rawclient import RawClient, envelope_for
-from tests.support.redis_servers import RedisServer
+from tests.support.redis_servers import RedisClusterServers, RedisServer, cli
 from tests.support.server import ServerProcess
 
 
@@ -76,6 +77,18 @@ async def _on(node: ServerProcess, who: Login) -> RawClient:
     return await RawClient.login(node.ws_url, who.token)
 
 
+async def _befriend(node: ServerProcess, owner: Login, others: list[Login]) -> None:
+    """Make ``owner`` a contact of each of ``others`` (group members must be contacts, or get
+    an invitation instead)."""
+    oc = await _on(node, owner)
+    for other in others:
+        await oc.call(FriendRequest(user_id=other.user_id))
+        c = await _on(node, other)
+        await c.call(FriendAccept(user_id=owner.user_id))
+        await c.close()
+    await oc.close()
+
+
 async def _entry(client: RawClient, seq: int) -> EntryPush:
     push: EntryPush = await client.next_push(EntryPush)
     while push.entry.seq != seq:
@@ -94,6 +107,7 @@ async def test_direct_and_group_across_nodes(nodes: list[ServerProcess]) -> None
     [alice] = new_user(a.http_url, "alice")  # registered on one node, used on the others
     [bob] = new_user(b.http_url, "bob")
     [carol] = new_user(c.http_url, "carol")
+    await _befriend(c, alice, [bob, carol])
     ca, cb, cc = await _on(a, alice), await _on(b, bob), await _on(c, carol)
     direct: Conversation = await ca.call(DirectOpen(user_id=bob.user_id))
     cid = direct.info.conversation_id
@@ -131,6 +145,7 @@ async def test_typing_crosses_nodes(nodes: list[ServerProcess]) -> None:
     a, b, _c = nodes
     [alice] = new_user(a.http_url, "alice")
     [bob] = new_user(a.http_url, "bob")
+    await _befriend(b, alice, [bob])
     ca, cb = await _on(a, alice), await _on(b, bob)
     conv: Conversation = await ca.call(GroupCreate(members=[bob.user_id]))
     cid = conv.info.conversation_id
@@ -223,6 +238,7 @@ async def test_sigkill_of_a_node_mid_load_loses_nothing_acknowledged(
     try:
         senders = [new_user(a.http_url, f"s{i}")[0] for i in range(4)]
         [reader] = new_user(b.http_url, "reader")
+        await _befriend(b, senders[0], [*senders[1:], reader])
         owner = await _on(a, senders[0])
         conv: Conversation = await owner.call(
             GroupCreate(members=[s.user_id for s in senders[1:]] + [reader.user_id])
@@ -321,3 +337,113 @@ async def test_redis_down_is_unavailable_then_recovers(tmp_path: Path) -> None:
     finally:
         node.stop()
         redis.stop()
+
+
+async def test_primary_killed_with_wait_replicas_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    """``--redis-wait-replicas 1``: a reply means the replica has the write. The primary is
+    SIGKILLed mid-load and the replica promoted by hand (``REPLICAOF NO ONE``, no Sentinel); a
+    node on the promoted replica holds every acknowledged message."""
+    primary = RedisServer(tmp_path / "primary")
+    primary.start()
+    replica = RedisServer(tmp_path / "replica", None, "--replicaof", "127.0.0.1", str(primary.port))
+    replica.start()
+    deadline = asyncio.get_running_loop().time() + 60
+    while "master_link_status:up" not in cli(replica.port, "info", "replication"):
+        assert asyncio.get_running_loop().time() < deadline, "replica never linked"
+        await asyncio.sleep(0.1)
+    node = _node(tmp_path, "w1", primary.url, "wait:", PARLEY_REDIS_WAIT_REPLICAS="1")
+    later: ServerProcess | None = None
+    try:
+        node.start()
+        senders = [new_user(node.http_url, f"w{i}")[0] for i in range(3)]
+        await _befriend(node, senders[0], senders[1:])
+        owner = await _on(node, senders[0])
+        conv: Conversation = await owner.call(GroupCreate(members=[s.user_id for s in senders[1:]]))
+        cid = conv.info.conversation_id
+        await owner.close()
+        acked: dict[str, bytes] = {}  # client_msg_id -> envelope
+
+        async def send(who: Login) -> None:
+            client = await _on(node, who)
+            try:
+                for i in range(200):
+                    mid = f"{who.user_id[:8]}-{i}"
+                    env = envelope_for(cid)
+                    reply = await client.request(
+                        Send(conversation_id=cid, client_msg_id=mid, envelope=env), timeout=30
+                    )
+                    if isinstance(reply, Error):
+                        return
+                    acked[mid] = env
+                    if len(acked) == 60:
+                        primary.kill()
+            except Exception:  # the node lost its Redis under the request
+                return
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.close()
+
+        await asyncio.gather(*(send(s) for s in senders))
+        assert primary.proc is not None and primary.proc.poll() is not None
+        assert len(acked) >= 60
+        assert cli(replica.port, "replicaof", "no", "one") == "OK"  # promote by hand
+        later = _node(tmp_path, "w2", replica.url, "wait:")
+        later.start()
+        reader = await _on(later, senders[1])
+        entries = []
+        after = 0
+        while True:
+            page: HistoryPage = await reader.call(History(conversation_id=cid, after_seq=after))
+            entries += page.entries
+            if not page.more:
+                break
+            after = page.entries[-1].seq
+        await reader.close()
+        seqs = [e.seq for e in entries]
+        assert seqs == list(range(1, len(seqs) + 1))
+        stored = {e.body.envelope for e in entries if isinstance(e.body, Message)}
+        assert set(acked.values()) <= stored  # every acknowledged message survived
+    finally:
+        node.kill()
+        if later is not None:
+            later.stop()
+        primary.stop()
+        replica.stop()
+
+
+async def test_two_nodes_on_a_redis_cluster(
+    redis_cluster: RedisClusterServers, tmp_path: Path
+) -> None:
+    """The same code on a 3-primary cluster: state in every shard, pushes on sharded channels
+    (one subscriber per primary on each node), typing across nodes."""
+    prefix = f"cl{uuid.uuid4().hex[:8]}:"
+    a = _node(tmp_path, "ca", redis_cluster.url, prefix)
+    b = _node(tmp_path, "cb", redis_cluster.url, prefix)
+    a.start()
+    b.start()
+    try:
+        users = [new_user(a.http_url, f"c{i}")[0] for i in range(4)]
+        await _befriend(b, users[0], users[1:])
+        clients = [await _on(a if i % 2 else b, u) for i, u in enumerate(users)]
+        conv: Conversation = await clients[0].call(
+            GroupCreate(members=[u.user_id for u in users[1:]])
+        )
+        cid = conv.info.conversation_id
+        for i, client in enumerate(clients):
+            sent: Sent = await client.call(
+                Send(conversation_id=cid, client_msg_id=f"c{i}", envelope=envelope_for(cid))
+            )
+            assert sent.seq == i + 2
+            for other in clients:
+                if other is not client:
+                    await _entry(other, sent.seq)
+        await clients[1].call(Typing(conversation_id=cid, typing=True))
+        push: SignalPush = await clients[0].next_push(SignalPush)
+        while not isinstance(push.signal, TypingSignal):
+            push = await clients[0].next_push(SignalPush)
+        assert push.signal.user_id == users[1].user_id
+        for client in clients:
+            await client.close()
+    finally:
+        a.stop()
+        b.stop()

@@ -3,7 +3,10 @@
 Every node delivers to its own sockets directly (an in-process ``LocalBroker``) and publishes the
 same frame on the recipient user's channel, ``<prefix>{u:<user id>}:push``; a node subscribes to
 the channel of every user with a socket on it, and ignores what it published itself. On a
-cluster the channel carries the user's hash tag, so it belongs to the user's slot.
+cluster the channel carries the user's hash tag, so it belongs to the user's slot: it is a
+sharded channel (``SPUBLISH``/``SSUBSCRIBE``), and a node keeps one subscriber connection (and
+reader) per primary that owns a slot of a local user, so a message crosses only that shard.
+Rate-limit hits go to every node on one plain channel.
 
 The connection registry: ``<prefix>{r:<user id>}`` maps node id -> expiry (ms) for every node
 that holds a socket of the user; each node refreshes its entries every ``REGISTRY_REFRESH_S``
@@ -27,6 +30,7 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
+import redis.exceptions as rex
 
 from parley_server.fanout.base import Broker, Subscriber
 from parley_server.fanout.local import LocalBroker
@@ -40,16 +44,22 @@ REGISTRY_TTL_S = 30.0
 REGISTRY_REFRESH_S = 10.0
 SERVICE_RESTART = 1012
 
+_SHARD_ERRORS: tuple[type[BaseException], ...] = (
+    *UNAVAILABLE_ERRORS,
+    rex.RedisClusterException,
+    rex.ResponseError,
+)
 _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.decode
 
 
-def _pubsub_url(url: str) -> str:
-    """The node a cluster's subscriber connects to (plain pub/sub reaches every node)."""
+def _pubsub_urls(url: str) -> list[str]:
+    """The nodes a subscriber of plain pub/sub may connect to (on a cluster any node: a PUBLISH
+    reaches every node)."""
     if not is_cluster_url(url):
-        return url
-    first = url[len("redis+cluster://") :].split("/", 1)[0].split(",")[0]
-    return f"redis://{first}/0"
+        return [url]
+    hosts = url[len("redis+cluster://") :].split("/", 1)[0].split(",")
+    return [f"redis://{h}/0" for h in hosts]
 
 
 class RedisBroker(Broker):
@@ -65,6 +75,9 @@ class RedisBroker(Broker):
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Future[None]] = set()
         self.resubscribed = 0  # times a lost subscription was recovered (tests, /healthz)
+        self._shards: dict[str, Any] = {}  # cluster primary -> its sharded pub/sub connection
+        self._shard_tasks: dict[str, asyncio.Task[None]] = {}
+        self._shard_recovery: asyncio.Task[None] | None = None
 
     def _channel(self, user_id: str) -> str:
         return f"{self.prefix}{{u:{user_id}}}:push"
@@ -91,6 +104,9 @@ class RedisBroker(Broker):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks = []
+        if self._shard_recovery is not None:
+            self._shard_recovery.cancel()
+        await self._close_shards()
         with contextlib.suppress(Exception):
             users = list(self.local._users)
             for u in users:
@@ -102,16 +118,107 @@ class RedisBroker(Broker):
             await self._client.aclose()
 
     async def _connect_pubsub(self) -> None:
-        sub_client = aioredis.Redis.from_url(
-            _pubsub_url(self.url), socket_connect_timeout=2.0, socket_keepalive=True
-        )
-        pubsub = sub_client.pubsub(ignore_subscribe_messages=True)
-        # every node: throttle hits (this channel also keeps the connection subscribed while
-        # no user is local)
-        await pubsub.subscribe(self._throttle_channel)
-        if self._channels:
-            await pubsub.subscribe(*self._channels)
-        self._pubsub = pubsub
+        error: BaseException | None = None
+        for url in _pubsub_urls(self.url):
+            sub_client = aioredis.Redis.from_url(
+                url, socket_connect_timeout=2.0, socket_keepalive=True
+            )
+            pubsub = sub_client.pubsub(ignore_subscribe_messages=True)
+            try:
+                # every node: throttle hits (this channel also keeps the connection subscribed
+                # while no user is local)
+                await pubsub.subscribe(self._throttle_channel)
+                if self._channels and not self.sharded:
+                    await pubsub.subscribe(*self._channels)
+            except UNAVAILABLE_ERRORS as exc:
+                error = exc
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                continue
+            self._pubsub = pubsub
+            return
+        assert error is not None
+        raise error
+
+    # --- sharded pub/sub on a cluster: one reader per primary --------------------------------
+    @property
+    def sharded(self) -> bool:
+        """On a cluster a user's channel is a sharded channel (SSUBSCRIBE/SPUBLISH) of the
+        user's slot: only the primary (and replicas) of that slot carry its messages."""
+        return is_cluster_url(self.url)
+
+    async def _ssubscribe(self, channel: str) -> None:
+        node = self._client.get_node_from_key(channel)
+        ps = self._shards.get(node.name)
+        if ps is None:
+            conn = aioredis.Redis(
+                host=node.host, port=node.port, socket_connect_timeout=2.0, socket_keepalive=True
+            )
+            ps = conn.pubsub(ignore_subscribe_messages=True)
+            await ps.ssubscribe(channel)
+            self._shards[node.name] = ps
+            self._shard_tasks[node.name] = asyncio.create_task(self._shard_reader(ps))
+        else:
+            await ps.ssubscribe(channel)
+
+    async def _sunsubscribe(self, channel: str) -> None:
+        node = self._client.get_node_from_key(channel)
+        ps = self._shards.get(node.name)
+        if ps is not None:
+            await ps.sunsubscribe(channel)
+
+    async def _shard_reader(self, ps: Any) -> None:
+        while True:
+            try:
+                msg = await ps.get_message(timeout=1.0)
+                if msg is not None and msg.get("type") in ("smessage", "message"):
+                    await self._on_message(msg["data"])
+            except asyncio.CancelledError:
+                raise
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning("broker_shard_subscription_lost", error=repr(exc))
+                if self._shard_recovery is None or self._shard_recovery.done():
+                    self._shard_recovery = asyncio.create_task(self._recover_shards())
+                return
+            except Exception:
+                log.exception("broker_message_failed")
+
+    async def _close_shards(self) -> None:
+        current = asyncio.current_task()
+        for task in self._shard_tasks.values():
+            if task is not current:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        for ps in self._shards.values():
+            with contextlib.suppress(Exception):
+                await ps.aclose()
+        self._shards, self._shard_tasks = {}, {}
+
+    async def _recover_shards(self) -> None:
+        """A primary went away (failover): learn the new slot owners, subscribe again through
+        them, and make local clients resync."""
+        await self._close_shards()
+        delay = 0.1
+        while True:
+            try:
+                await self._client.nodes_manager.initialize()
+                for channel in list(self._channels):
+                    await self._ssubscribe(channel)
+                break
+            except _SHARD_ERRORS:
+                await self._close_shards()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self.resubscribed += 1
+        log.info("broker_subscription_recovered", channels=len(self._channels), sharded=True)
+        self._close_local("resync")
+
+    def _close_local(self, reason: str) -> None:
+        for devices in list(self.local._users.values()):
+            for subs in list(devices.values()):
+                for sub in list(subs):
+                    sub.close(SERVICE_RESTART, reason)
 
     # --- the reader and the registry ---------------------------------------------------------
     async def _reader(self) -> None:
@@ -143,10 +250,8 @@ class RedisBroker(Broker):
                 delay = min(delay * 2, 2.0)
         self.resubscribed += 1
         log.info("broker_subscription_recovered", channels=len(self._channels))
-        for devices in list(self.local._users.values()):
-            for subs in list(devices.values()):
-                for sub in list(subs):
-                    sub.close(SERVICE_RESTART, "resync")
+        if not self.sharded:  # (sharded channels recover on their own readers)
+            self._close_local("resync")
 
     @property
     def _throttle_channel(self) -> str:
@@ -217,7 +322,10 @@ class RedisBroker(Broker):
             ch = self._channel(user_id)
             self._channels.add(ch)
             async with self._lock:
-                await self._pubsub.subscribe(ch)
+                if self.sharded:
+                    await self._ssubscribe(ch)
+                else:
+                    await self._pubsub.subscribe(ch)
             await self._register(user_id)
 
     async def unsubscribe(self, user_id: str, device_id: int, sub: Subscriber) -> None:
@@ -227,12 +335,21 @@ class RedisBroker(Broker):
             self._channels.discard(ch)
             with contextlib.suppress(*UNAVAILABLE_ERRORS):
                 async with self._lock:
-                    await self._pubsub.unsubscribe(ch)
+                    if self.sharded:
+                        await self._sunsubscribe(ch)
+                    else:
+                        await self._pubsub.unsubscribe(ch)
                 await self._client.hdel(self._registry(user_id), self.node)
 
     async def _publish(self, user_id: str, message: list[Any]) -> None:
         # a push is a hint: if it is lost, the client resyncs anyway
-        await self._publish_raw(self._channel(user_id), message)
+        if not self.sharded:
+            await self._publish_raw(self._channel(user_id), message)
+            return
+        try:
+            await self._client.spublish(self._channel(user_id), _pack([self.node, *message]))
+        except _SHARD_ERRORS as exc:
+            log.warning("broker_publish_failed", error=repr(exc))
 
     async def publish_to_users(
         self, user_ids: Iterable[str], frame: bytes, exclude: Subscriber | None = None
