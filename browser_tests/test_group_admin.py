@@ -9,7 +9,14 @@ import re
 from playwright.sync_api import expect
 
 from browser_tests.conftest import Contexts, screenshot
-from browser_tests.ui import MESSAGE_TIMEOUT_MS, expect_message, open_chat, send, sign_up
+from browser_tests.ui import (
+    MESSAGE_TIMEOUT_MS,
+    become_contacts,
+    expect_message,
+    open_chat,
+    send,
+    sign_up,
+)
 from tests.support.accounts import unique_name
 
 HEX_ID = re.compile(r"\b[0-9a-f]{8}\b")
@@ -18,6 +25,11 @@ HEX_ID = re.compile(r"\b[0-9a-f]{8}\b")
 def test_names_roles_rename_remove_receipts(contexts: Contexts, base_url: str) -> None:
     names = [unique_name(n) for n in ("ivy", "jon", "kim")]
     ivy, jon, kim = (sign_up(contexts.new(), base_url, n) for n in names)
+    # ivy's contacts join her group at once (the server invites anyone else); jon and kim
+    # are not contacts of each other
+    become_contacts(ivy, jon, names[1], names[0])
+    become_contacts(ivy, kim, names[2], names[0])
+    ivy.click("#tab-chats")
     group = "Crew"
     ivy.click("#new-group")
     ivy.fill("#group-name", group)
@@ -78,3 +90,11 @@ def test_names_roles_rename_remove_receipts(contexts: Contexts, base_url: str) -
     expect(kim.locator(".chat", has_text="Crew")).to_have_count(0, timeout=MESSAGE_TIMEOUT_MS)
     send(ivy, "just the two of us")
     expect_message(jon, "just the two of us")
+
+    # someone who is not ivy's contact gets an invitation: a badge on their Chats tab
+    lou_name = unique_name("lou")
+    lou = sign_up(contexts.new(), base_url, lou_name)
+    ivy.fill("#invite-name", lou_name)
+    ivy.press("#invite-name", "Enter")
+    expect(lou.locator("#tab-chats .tab-badge")).to_have_text("1", timeout=MESSAGE_TIMEOUT_MS)
+    screenshot(lou, "group-invitation-badge")

@@ -7,7 +7,7 @@ import os
 
 from parley.protocol.ops import GroupCreate, GroupRemove
 from parley.protocol.social import MemberCards, MemberNames, ProfileSet
-from tests.integration.social_support import connect, users
+from tests.integration.social_support import befriend, connect, users
 from tests.support.server import ServerProcess
 
 
@@ -16,6 +16,10 @@ async def test_members_see_each_others_names(social_server: ServerProcess) -> No
     a, b, c, x = [await connect(social_server, u) for u in (alice, bob, carol, xavier)]
     try:
         await c.call(ProfileSet(hidden=True))  # hidden from lookup, not from her groups
+        # alice's contacts are added at once (others would be invited); bob and carol are
+        # not contacts of each other
+        await befriend(a, b, alice.user_id, bob.user_id)
+        await befriend(a, c, alice.user_id, carol.user_id)
         conv = await a.call(GroupCreate(members=[bob.user_id, carol.user_id]))
         cid = conv.info.conversation_id
         want = {alice.user_id: alice.username, bob.user_id: bob.username,

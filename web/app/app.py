@@ -34,6 +34,8 @@ from parley.protocol.records import (
     ContactRemoved,
     FriendRequestClosed,
     FriendRequestOpened,
+    GroupInviteClosed,
+    GroupInvited,
 )
 
 TABS = ("chats", "contacts", "settings")
@@ -226,6 +228,10 @@ class Ui:
             isinstance(e.body, SOCIAL_EVENTS) for e in n.events
         ):
             self._coalesce("contacts", self.contacts.refresh)
+        if isinstance(n, fx.EventsStored) and any(
+            isinstance(e.body, (GroupInvited, GroupInviteClosed)) for e in n.events
+        ):
+            self._coalesce("invites", self.notifier.refresh_invites)
 
     def _stopped(self) -> None:
         self.spawn(self._after_stop())
@@ -275,6 +281,7 @@ class Ui:
             self.contacts.say("")
             self._coalesce("contacts", self.contacts.refresh)  # friend-request badge
             self.spawn(self.recovery.check())  # a browser without this account's keys?
+            self.spawn(self.notifier.refresh_invites())  # group-invitation badge
 
     def _on_offline(self, _event: Any) -> None:
         """The browser says the network is gone: drop the socket now (it may look alive for

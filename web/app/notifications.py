@@ -16,6 +16,8 @@ from pyodide.ffi import create_once_callable, create_proxy, to_js  # type: ignor
 
 from app import dom
 from app.i18n import t
+from parley.client.session import RequestError
+from parley.protocol.invites import GroupInviteList, GroupInvites
 
 if TYPE_CHECKING:
     from app.app import Ui
@@ -99,18 +101,31 @@ class Notifier:
             g.fillText("9+" if count > 9 else str(count), 22, 11)
         return str(canvas.toDataURL("image/png"))
 
-    # --- badge: friend requests ------------------------------------------------------------
+    # --- badges: friend requests (Contacts tab), group invitations (Chats tab) ---------------
     def requests_changed(self, incoming: int) -> None:
         self._requests = incoming
-        tab = dom.el("tab-contacts")
+        self._badge("tab-contacts", incoming, "notify.requests")
+
+    async def refresh_invites(self) -> None:
+        """Pending group invitations (``group_invites``): their number on the Chats tab."""
+        try:
+            r = await self.ui.m.session.request(GroupInvites(), 15)
+        except (RequestError, TimeoutError):
+            return
+        if isinstance(r, GroupInviteList):
+            self._badge("tab-chats", len(r.invites), "notify.invites")
+
+    @staticmethod
+    def _badge(tab_id: str, count: int, label: str) -> None:
+        tab = dom.el(tab_id)
         badge = tab.querySelector(".tab-badge")
-        if incoming and not badge:
+        if count and not badge:
             badge = dom.h("span", "tab-badge")
             tab.appendChild(badge)
         if badge:
-            if incoming:
-                badge.textContent = str(incoming)
-                badge.setAttribute("aria-label", t("notify.requests", n=str(incoming)))
+            if count:
+                badge.textContent = str(count)
+                badge.setAttribute("aria-label", t(label, n=str(count)))
             else:
                 badge.remove()
 
