@@ -52,6 +52,9 @@ class Harness:
         return rec
 
     async def befriend(self, a: Session, b: Session) -> None:
+        """Make ``a`` and ``b`` contacts (a no-op when they are)."""
+        if await self.app.social_store.are_contacts(a.user_id, b.user_id):
+            return
         await self.app.social.request(a, social.FriendRequest(user_id=b.user_id))
         await self.app.social.accept(b, social.FriendAccept(user_id=a.user_id))
 

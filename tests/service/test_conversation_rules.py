@@ -39,6 +39,9 @@ async def _fails(call: Awaitable[object], code: ErrorCode) -> None:
 
 
 async def _group(h: Harness, owner: Session, *members: Session) -> bytes:
+    """A group of ``owner`` and ``members``, added at once (they are the owner's contacts)."""
+    for m in members:
+        await h.befriend(owner, m)
     conv = await h.app.conversations.group_create(
         owner, GroupCreate(members=[m.user_id for m in members])
     )
@@ -77,6 +80,7 @@ async def test_only_owner_and_admins_invite_and_rename(harness: Harness) -> None
     await _fails(c.group_invite(member, GroupInvite(cid, [guest.user_id])), ErrorCode.FORBIDDEN)
     await _fails(c.group_rename(member, GroupRename(cid, b"name")), ErrorCode.FORBIDDEN)
     await c.group_set_role(owner, GroupSetRole(cid, member.user_id, Role.ADMIN))
+    await harness.befriend(member, guest)
     conv = await c.group_invite(member, GroupInvite(cid, [guest.user_id]))  # now an admin
     assert _roles(conv)[guest.user_id] == Role.MEMBER
     await c.group_rename(member, GroupRename(cid, b"name"))
@@ -233,3 +237,34 @@ async def test_nobody_pulls_a_user_who_blocked_them_into_a_group(harness: Harnes
     await _fails(c.group_invite(a, GroupInvite(cid, [b.user_id])), ErrorCode.BLOCKED)
     cid2 = await _group(harness, d, b)  # someone b did not block may add b
     assert b.user_id in _roles(await c.get(d, ConvGet(cid2)))
+
+
+async def test_a_non_contact_is_invited_not_added(harness: Harness) -> None:
+    """Default policy (``group_direct_add=contacts``): contacts join at once, anyone else gets
+    an invitation and is not a member until they accept."""
+    c = harness.app.conversations
+    owner, friend, stranger, later = [await harness.user() for _ in range(4)]
+    await harness.befriend(owner, friend)
+    conv = await c.group_create(owner, GroupCreate(members=[friend.user_id, stranger.user_id]))
+    assert set(_roles(conv)) == {owner.user_id, friend.user_id}
+    assert conv.invited == [stranger.user_id]
+    await _fails(c.get(stranger, ConvGet(conv.info.conversation_id)), ErrorCode.NOT_MEMBER)
+    conv = await c.group_invite(owner, GroupInvite(conv.info.conversation_id, [later.user_id]))
+    assert later.user_id not in _roles(conv) and conv.invited == [later.user_id]
+
+
+@pytest.mark.settings(group_direct_add="none")
+async def test_policy_none_invites_even_contacts(harness: Harness) -> None:
+    c = harness.app.conversations
+    owner, friend = await harness.user(), await harness.user()
+    await harness.befriend(owner, friend)
+    conv = await c.group_create(owner, GroupCreate(members=[friend.user_id]))
+    assert set(_roles(conv)) == {owner.user_id} and conv.invited == [friend.user_id]
+
+
+@pytest.mark.settings(group_direct_add="anyone")
+async def test_policy_anyone_adds_strangers(harness: Harness) -> None:
+    c = harness.app.conversations
+    owner, stranger = await harness.user(), await harness.user()
+    conv = await c.group_create(owner, GroupCreate(members=[stranger.user_id]))
+    assert stranger.user_id in _roles(conv) and conv.invited == []
