@@ -17,7 +17,7 @@ from parley.crypto.errors import CryptoError
 from parley_client import attachments
 from parley_client.cli import render
 from parley_client.cli.command import ParleyCommand
-from parley_client.cli.conversations import chat_id, resolve
+from parley_client.cli.conversations import chat_id, info, resolve
 from parley_client.cli.errors import CliError
 from parley_client.cli.http_api import AccountApi
 from parley_client.cli.runtime import Ctx, connected, guard, run
@@ -99,6 +99,9 @@ def download(ctx: Ctx, msg: str, output: Path | None, force: bool) -> None:
         async with connected(ctx) as (client, _, meta):
             cid = await resolve(client, _api(ctx), names, target)
             names.save()
+            from parley_client.cli.cmd_chat import _catch_up  # (cmd_chat imports this module)
+
+            await _catch_up(client, cid, min(seq, (await info(client, cid)).last_seq))
             found = [m for m in await client.messages(cid) if m.seq == seq]
             if not found or found[0].state is not MessageState.DECRYPTED:
                 raise CliError(f"no readable message {seq} in chat {chat_id(cid)}")
