@@ -128,6 +128,13 @@ def test_video_call_through_turn_relay(
         assert got["relay"] is True, got
     assert b.evaluate("document.body.dataset.ringing") == "no"
     expect(a.locator("#call-duration")).to_contain_text("s")
+    # the network changes on either side: the caller restarts ICE, the call stays up
+    for n, p in enumerate((a, b), start=1):
+        p.evaluate("window.dispatchEvent(new Event('online'))")
+        a.wait_for_selector(f"body[data-call-restarts='{n}']", state="attached", timeout=CALL_MS)
+        _state(a, "connected")
+        _state(b, "connected")
+        _growing(b, ("audio", "video"))
     a.click("#call-hangup")
     for p in (a, b):
         _state(p, "ended")
@@ -136,10 +143,21 @@ def test_video_call_through_turn_relay(
         expect(p.locator("#conv-rows")).to_contain_text("Video call,", timeout=CALL_MS)
 
 
+def _fits(page: Page, selector: str, width: int) -> None:
+    box = page.locator(selector).bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, box
+
+
 def test_decline_and_missed(call_server: ServerProcess, media_contexts: Contexts) -> None:
     a, b, _, _ = _pair(media_contexts, call_server.http_url)
+    for p in (a, b):  # a phone-sized screen
+        p.set_viewport_size({"width": 360, "height": 700})
     a.click("#call-voice")
     expect(b.locator("#call-banner")).to_be_visible(timeout=CALL_MS)
+    expect(a.locator("#call-view")).to_be_visible()
+    _fits(b, "#call-banner", 360)
+    _fits(a, "#call-view", 360)
+    _fits(a, "#call-hangup", 360)
     b.click("#call-decline")
     for p in (a, b):
         _state(p, "ended")
@@ -355,3 +373,23 @@ def test_second_device_stops_ringing_when_another_answers(
 
         bot.do(close())
         bot.stop()
+
+
+def test_no_microphone_says_so(base_url: str, contexts: Contexts) -> None:
+    """Chromium without fake devices (the suite's usual browser): getUserMedia fails, the caller
+    reads why, and nothing rings on the other side."""
+    an, bn = unique_name("na"), unique_name("nb")
+    a = sign_up(contexts.new(), base_url, an)
+    b = sign_up(contexts.new(), base_url, bn)
+    become_contacts(a, b, bn, an)
+    open_direct(a, bn)
+    a.click("#call-voice")
+    a.wait_for_selector("body[data-call-media-error]", state="attached", timeout=CALL_MS)
+    kind = a.evaluate("document.body.dataset.callMediaError")
+    assert kind in ("denied", "missing")
+    text = "access was denied" if kind == "denied" else "No microphone or camera"
+    expect(a.locator("#call-error")).to_contain_text(text)
+    _state(a, "ended")
+    assert a.evaluate("document.body.dataset.callEnd") == "cancelled"
+    expect(b.locator("#call-banner")).to_be_hidden()
+    assert b.evaluate("document.body.dataset.callState") is None

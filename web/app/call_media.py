@@ -139,8 +139,17 @@ class WebRtcPeer:
                 tx.direction = "sendrecv"
                 tx.sender.replaceTrack(self._track(kind))
 
+    def _report(self) -> None:
+        """After an ICE restart's answer, Chromium may keep the old pair and never change
+        ``iceConnectionState``: say it is (still) connected, so the call leaves reconnecting."""
+        if self.pc is not None and str(self.pc.iceConnectionState) in ("connected", "completed"):
+            self.driver.ice_state(str(self.pc.iceConnectionState))
+
     async def make_offer(self, ice_restart: bool) -> str:
         pc = self.pc
+        if ice_restart:
+            body = js.document.body.dataset
+            body.callRestarts = str(int(getattr(body, "callRestarts", None) or 0) + 1)
         if self.audio_tx is None:
             self.audio_tx = pc.addTransceiver("audio", _obj({"direction": "sendrecv"}))
             self.video_tx = pc.addTransceiver("video", _obj({"direction": "sendrecv"}))
@@ -153,12 +162,15 @@ class WebRtcPeer:
         pc = self.pc
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
+        self._report()
         return str(pc.localDescription.sdp)
 
     async def apply_remote(self, kind: str, sdp: str) -> None:
         await self.pc.setRemoteDescription(_obj({"type": kind, "sdp": sdp}))
         if kind == "offer":
             self._bind()
+        else:
+            self._report()
 
     async def add_candidates(self, candidates: Sequence[Candidate]) -> None:
         for c in candidates:

@@ -285,7 +285,10 @@ class CallDriver:
 
     async def _effect(self, e: cm.Effect) -> None:
         if isinstance(e, cm.Changed):
-            self.ui.changed(e.view)
+            # an effect run in between (e.g. no microphone: hung up) may have moved the call on
+            cur = self.m.current
+            same = cur is not None and cur.call_id == e.view.call_id
+            self.ui.changed(cur.view() if same and cur is not None else e.view)
         elif isinstance(e, cm.Ring):
             self.ui.ring(True, e.peer, e.video)
         elif isinstance(e, cm.StopRinging):
