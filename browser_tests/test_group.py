@@ -1,15 +1,27 @@
-"""A group of three: create (the name travels only inside the encrypted group update), every
-member reads every message, the member list shows roles, a member leaves."""
+"""A group of three: create (the name travels only inside the encrypted group update), the two
+invitees (not the creator's contacts) see the invitation and join, every member reads every
+message, the member list shows roles, a member leaves and is invited back."""
 
 from __future__ import annotations
 
 import re
 
-from playwright.sync_api import expect
+from playwright.sync_api import Locator, Page, expect
 
 from browser_tests.conftest import Contexts, screenshot
 from browser_tests.ui import expect_message, open_chat, send, sign_up
 from tests.support.accounts import unique_name
+
+
+def accept_invitation(page: Page, inviter: str) -> None:
+    invite = page.locator("#group-invites .invite", has_text=inviter)
+    expect(invite).to_have_count(1, timeout=30_000)
+    invite.locator("button[data-accept]").click()
+    expect(invite).to_have_count(0, timeout=30_000)
+
+
+def joined(page: Page, name: str) -> Locator:
+    return page.locator("#conv-rows .msg.system", has_text=f"{name} joined")
 
 
 def test_group_of_three(contexts: Contexts, base_url: str) -> None:
@@ -22,6 +34,11 @@ def test_group_of_three(contexts: Contexts, base_url: str) -> None:
     ann.fill("#group-members", f"{names[1]}, {names[2]}")
     ann.click("#group-create")
     expect(ann.locator("#conv-title")).to_have_text(group)
+    # strangers are asked, not added: each sees the invitation and joins
+    for page, name in ((ben, names[1]), (cat, names[2])):
+        accept_invitation(page, names[0])
+        expect(joined(ann, name)).to_have_count(1, timeout=30_000)
+    screenshot(ann, "group-joined")
     send(ann, "hello both")
     for page in (ben, cat):
         open_chat(page, group)  # the title comes from the decrypted group update
@@ -68,7 +85,9 @@ def test_group_of_three(contexts: Contexts, base_url: str) -> None:
     # ann invites cat back: cat's chat returns and new messages decrypt there
     ann.fill("#invite-name", names[2])
     ann.press("#invite-name", "Enter")
+    accept_invitation(cat, names[0])
     expect(members).to_have_count(3, timeout=30_000)
+    expect(joined(ann, names[2])).to_have_count(2, timeout=30_000)
     open_chat(cat, group)
     send(ann, "welcome back cat")
     expect_message(cat, "welcome back cat")

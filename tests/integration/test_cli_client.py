@@ -112,6 +112,9 @@ HELP = {
     ("reject",): ["USER"],
     ("block",): ["USER"],
     ("unblock",): ["USER"],
+    ("invites",): [],
+    ("join",): ["GROUP"],
+    ("decline",): ["GROUP"],
     ("chats",): [],
     ("send",): ["USER|CHAT-ID", "TEXT", "--file"],
     ("download",): ["MSG", "--output", "--force"],
@@ -553,3 +556,41 @@ def test_friend_request_accept_contacts_block_unblock(
     r = parley(bob.env, "unblock", alice.name)
     assert r.code == 1
     assert "not blocked" in one_error_line(r)
+
+
+def test_group_invitation_listed_and_joined(social_server: ServerProcess, tmp_path: Path) -> None:
+    """On the default policy a stranger is invited, not added: the CLI lists and joins."""
+    import asyncio
+
+    import httpx
+
+    from parley.protocol.ops import Conversation, GroupCreate
+    from tests.support.accounts import new_user as http_user
+    from tests.support.rawclient import RawClient
+
+    (alice,) = http_user(social_server.http_url, "cli_inv")
+    bob = new_user(social_server, tmp_path, "cli_invb")
+    r = httpx.get(
+        f"{social_server.http_url}/api/v1/users/{bob.name}",
+        headers={"Authorization": f"Bearer {alice.token}"},
+    )
+    bob_id = r.json()["user_id"]
+
+    async def create() -> bytes:
+        a = await RawClient.login(social_server.ws_url, alice.token)
+        conv: Conversation = await a.call(GroupCreate(members=[bob_id]))
+        await a.close()
+        assert conv.invited == [bob_id]
+        return conv.info.conversation_id
+
+    cid = asyncio.run(create())
+    r = cli(bob.env, "invites")
+    assert r.code == 0, r.err
+    line = next(ln for ln in r.out.splitlines() if cid.hex() in ln)
+    assert alice.username in line
+    r = cli(bob.env, "join", cid.hex())
+    assert r.code == 0, r.err
+    assert "joined" in r.out
+    assert cid.hex() not in cli(bob.env, "invites").out
+    r = parley(bob.env, "decline", cid.hex())
+    assert r.code == 1 and "no pending invitation" in one_error_line(r)

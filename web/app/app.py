@@ -40,6 +40,7 @@ from parley.protocol.records import (
 
 TABS = ("chats", "contacts", "settings")
 SOCIAL_EVENTS = (FriendRequestOpened, FriendRequestClosed, ContactAdded, ContactRemoved)
+INVITE_EVENTS = (GroupInvited, GroupInviteClosed)
 
 
 class Ui:
@@ -229,6 +230,10 @@ class Ui:
         ):
             self._coalesce("contacts", self.contacts.refresh)
         if isinstance(n, fx.EventsStored) and any(
+            isinstance(e.body, INVITE_EVENTS) for e in n.events
+        ):
+            self._coalesce("invite-list", self.groups.refresh_invites)  # accept / decline
+        if isinstance(n, fx.EventsStored) and any(
             isinstance(e.body, (GroupInvited, GroupInviteClosed)) for e in n.events
         ):
             self._coalesce("invites", self.notifier.refresh_invites)
@@ -281,6 +286,7 @@ class Ui:
             self.contacts.say("")
             self._coalesce("contacts", self.contacts.refresh)  # friend-request badge
             self.spawn(self.recovery.check())  # a browser without this account's keys?
+            self.spawn(self.groups.refresh_invites())  # pending group invitations
             self.spawn(self.notifier.refresh_invites())  # group-invitation badge
 
     def _on_offline(self, _event: Any) -> None:

@@ -1,6 +1,7 @@
-"""Groups: the create form (name + member usernames), and the details panel of the open chat
-(member list with roles from the server's routing list, invite, leave; for a direct chat the
-safety number)."""
+"""Groups: the create form (name + member usernames), pending invitations (accept or decline:
+the server adds only contacts at once, anyone else is asked), and the details panel of the open
+chat (member list with roles from the server's routing list, invite, leave; for a direct chat
+the safety number)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from app.contacts import LookupFailed, lookup
 from app.i18n import t
 from app.secure import EncryptionNotReady
 from parley.client.session import RequestError
-from parley.protocol.ops import GroupRemove
+from parley.protocol.invites import (
+    GroupInviteAccept,
+    GroupInviteDecline,
+    GroupInviteList,
+    GroupInvites,
+)
+from parley.protocol.ops import Conversation, GroupRemove
 from parley.protocol.social import MemberCards, MemberNames
 from parley.protocol.types import Role
 
@@ -35,6 +42,59 @@ class Groups:
         )
         self._listeners.on(self.details, "click", self._on_details_click)
         self._listeners.on(self.details, "submit", self._on_invite)
+        # pending invitations: a list above the chats, made here (not in index.html)
+        self.invites = dom.h("ul", "plain invites", id="group-invites")
+        self.invites.hidden = True
+        chat_list = dom.el("chat-list")
+        chat_list.parentNode.insertBefore(self.invites, chat_list)
+        self._listeners.on(self.invites, "click", self._on_invites_click)
+
+    # --- invitations -----------------------------------------------------------------------
+    async def refresh_invites(self) -> None:
+        """Pending invitations (``group_invites``), each with Accept and Decline."""
+        try:
+            r = await self.ui.m.session.request(GroupInvites(), 15)
+        except (RequestError, TimeoutError):
+            return
+        if not isinstance(r, GroupInviteList):
+            return
+        box = self.invites
+        dom.clear(box)
+        for inv in r.invites:
+            li = dom.h("li", "invite", data_invite=inv.conversation_id.hex())
+            li.appendChild(dom.h("span", "name", t("group.invited_by", name=inv.inviter_name)))
+            li.appendChild(
+                dom.h("button", "small", t("group.accept"), data_accept=inv.conversation_id.hex())
+            )
+            li.appendChild(
+                dom.h(
+                    "button",
+                    "small secondary",
+                    t("group.decline"),
+                    data_decline=inv.conversation_id.hex(),
+                )
+            )
+            box.appendChild(li)
+        dom.show(box, bool(r.invites))
+
+    def _on_invites_click(self, event: Any) -> None:
+        target = event.target
+        if (cid := dom.data(target, "accept")) is not None:
+            self.ui.spawn(self._answer(bytes.fromhex(cid), True))
+        elif (cid := dom.data(target, "decline")) is not None:
+            self.ui.spawn(self._answer(bytes.fromhex(cid), False))
+
+    async def _answer(self, cid: bytes, accept: bool) -> None:
+        op = GroupInviteAccept(conversation_id=cid) if accept else GroupInviteDecline(cid)
+        try:
+            r = await self.ui.m.session.request(op, 15)
+        except (RequestError, TimeoutError) as e:
+            self.msg.textContent = self.ui.error_text(e)
+            dom.show(self.form, True)
+            return
+        await self.refresh_invites()
+        if accept and isinstance(r, Conversation):
+            self.ui.chat_list.render()
 
     def toggle_form(self, visible: bool) -> None:
         dom.show(self.form, visible)

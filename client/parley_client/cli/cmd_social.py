@@ -122,4 +122,66 @@ block = _user_op("block", "Block USER (drops the contact and pending requests)."
 unblock = _user_op("unblock", "Unblock USER.", "Unblock", "{user} is unblocked.",
                    "parley unblock bob")  # fmt: skip
 
-COMMANDS: list[click.Command] = [contacts, request, requests, accept, reject, block, unblock]
+
+@click.command(cls=ParleyCommand, epilog="Example:\n\n  parley invites")
+@click.pass_obj
+@guard
+def invites(ctx: Ctx) -> None:
+    """List your pending group invitations (join one with: parley join GROUP)."""
+    from parley.protocol.invites import GroupInvites
+
+    result = run(lambda: _request(ctx, lambda _s, _uid: GroupInvites(), None))
+    names = ctx.names()
+    rows = []
+    for inv in result.invites:
+        names.learn(inv.inviter, inv.inviter_name)
+        rows.append([inv.conversation_id.hex(), inv.inviter_name, render.when(inv.created)])
+    names.save()
+    render.table(["Group", "Invited by", "When"], rows, "No pending group invitations.")
+
+
+def _answer_invite(ctx: Ctx, group: str, accept: bool) -> None:
+    from parley.protocol.invites import GroupInviteAccept, GroupInviteDecline
+
+    try:
+        cid = bytes.fromhex(group)
+    except ValueError:
+        raise CliError("GROUP is the id that 'parley invites' shows") from None
+    if len(cid) != 16:
+        raise CliError("GROUP is the id that 'parley invites' shows")
+    op = GroupInviteAccept(conversation_id=cid) if accept else GroupInviteDecline(cid)
+
+    async def answer() -> Any:
+        try:
+            return await _request(ctx, lambda _s, _uid: op, None)
+        except RequestError as exc:
+            if exc.code == "not_found":
+                raise CliError("no pending invitation to that group") from None
+            raise
+
+    run(answer)
+
+
+@click.command(cls=ParleyCommand, epilog="Example:\n\n  parley join 3f2a...c9")
+@click.argument("group")
+@click.pass_obj
+@guard
+def join(ctx: Ctx, group: str) -> None:
+    """Accept the invitation to GROUP (an id from 'parley invites')."""
+    _answer_invite(ctx, group, True)
+    render.ok("You joined the group.")
+
+
+@click.command(cls=ParleyCommand, epilog="Example:\n\n  parley decline 3f2a...c9")
+@click.argument("group")
+@click.pass_obj
+@guard
+def decline(ctx: Ctx, group: str) -> None:
+    """Decline the invitation to GROUP."""
+    _answer_invite(ctx, group, False)
+    render.ok("Invitation declined.")
+
+
+COMMANDS: list[click.Command] = [
+    contacts, request, requests, accept, reject, block, unblock, invites, join, decline,
+]  # fmt: skip

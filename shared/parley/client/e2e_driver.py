@@ -452,6 +452,8 @@ class E2EDriver:
         r = await self.session.request(GroupCreate(members=members, meta=b""), OP_TIMEOUT_S)
         assert isinstance(r, Conversation)
         cid = r.info.conversation_id
+        # Invited users (not yet members) enter the view only once they accept (_add_members).
+        members = [u for u in members if u not in r.invited]
         async with self.lock:
             await self._note(r.info)
             gu = groups.set_group_view(self.st, cid, members, [], name, self._rng)
@@ -463,10 +465,12 @@ class E2EDriver:
     async def invite(self, cid: bytes, user_ids: list[str]) -> None:
         """Server routing list, then (an admin) the next membership view."""
         self._require_ready()
-        await self.session.request(GroupInvite(conversation_id=cid, user_ids=user_ids))
+        r = await self.session.request(GroupInvite(conversation_id=cid, user_ids=user_ids))
+        if isinstance(r, Conversation):  # the invited join the view when they accept
+            user_ids = [u for u in user_ids if u not in r.invited]
         async with self.lock:
             v = groups.view(self.st, cid)
-            if v is not None:
+            if v is not None and user_ids:
                 members = sorted(set(v.members) | set(user_ids))
                 gu = groups.set_group_view(self.st, cid, members, v.admins, v.name, self._rng)
                 self._queue(cid, msgspec.structs.replace(gu, ts=self.now()))
@@ -503,6 +507,21 @@ class E2EDriver:
                 self._queue(cid, msgspec.structs.replace(gu, ts=self.now()))
                 await self.save()
         await self.flush()
+
+    def _add_members(self, cid: bytes, joined: set[str]) -> bool:
+        """Invitees accepted (a Membership entry of their own joining): an admin publishes the
+        next membership view with them. True when a group update was queued."""
+        v = groups.view(self.st, cid)
+        if not joined or v is None or v.kind != "group" or joined <= set(v.members):
+            return False
+        if self.user_id not in v.admins:
+            return False
+        if v.creator != self.user_id and v.creator in v.admins:
+            return False  # the creator's update is the one a joiner can accept (docs/imv1.md §7.5)
+        members = sorted(set(v.members) | joined)
+        gu = groups.set_group_view(self.st, cid, members, v.admins, v.name, self._rng)
+        self._queue(cid, msgspec.structs.replace(gu, ts=self.now()))
+        return True
 
     def _drop_members(self, cid: bytes, gone: set[str]) -> bool:
         """Someone left or was removed: an admin publishes the new membership view (which
@@ -891,6 +910,7 @@ class E2EDriver:
         """``replay_is_failure``: an entry never handled that decrypts as a duplicate is a
         replay of an earlier message; say so instead of scanning it again forever."""
         gone: set[str] = set()
+        joined: set[str] = set()
         async with self.lock:
             await self._know(cid)
             batch: list[Handled] = []
@@ -908,6 +928,8 @@ class E2EDriver:
                         gone |= {b.actor, *b.targets}
                     elif b.action == MembershipAction.REMOVED:
                         gone |= set(b.targets)
+                    elif b.action == MembershipAction.JOINED and b.targets == [b.actor]:
+                        joined.add(b.actor)  # accepted an invitation
                 batch.append(Handled(e, r))
             await self.save()
             await self.sink.entries(cid, batch)
@@ -916,6 +938,7 @@ class E2EDriver:
             with contextlib.suppress(RequestError, TimeoutError):
                 await self._send_pairwise(reqs)
             rekey = self._drop_members(cid, gone - {self.user_id})
+            rekey = self._add_members(cid, joined - {self.user_id}) or rekey
             if rekey:
                 await self.save()
         if rekey:

@@ -136,9 +136,14 @@ def _apply_view(st: E2EState, v: ConversationView, gu: content_mod.GroupUpdate) 
 
 def apply_group_update(st: E2EState, cid: bytes, sender: str, gu: content_mod.GroupUpdate) -> bool:
     """§7.5: accepted iff for this conversation, epoch = current + 1 and the sender is an admin
-    of the current view (epoch 1: the creator)."""
+    of the current view (epoch 1: the creator). A view that has seen no update yet (epoch 0: we
+    joined after the start, e.g. by accepting an invitation) takes the creator's update of any
+    later epoch that lists us as a member: the same trust as for epoch 1."""
     v = view(st, cid)
-    if v is None or v.kind != "group" or b64d(gu.g, 16) != cid or gu.epoch != v.epoch + 1:
+    if v is None or v.kind != "group" or b64d(gu.g, 16) != cid:
+        return False
+    joining = v.epoch == 0 and gu.epoch > 1 and st.own.user_id in gu.members
+    if gu.epoch != v.epoch + 1 and not joining:
         return False
     allowed = sender in v.admins if v.epoch else sender == v.creator
     if not allowed or sender not in gu.admins:
