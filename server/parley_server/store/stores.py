@@ -114,10 +114,12 @@ def _build_sqlite(settings: Settings) -> Stores:
 def _build_redis(settings: Settings) -> Stores:
     from parley_server.store.admin import AdminStore
     from parley_server.store.blob_records import BlobRecords
+    from parley_server.store.invites import InviteStore
     from parley_server.store.reach import ReachStore
     from parley_server.store.redis import RedisStore
     from parley_server.store.redis_admin import RedisAdminStore
     from parley_server.store.redis_blob_records import RedisBlobRecords
+    from parley_server.store.redis_invites import RedisInviteStore
     from parley_server.store.redis_keydir import RedisKeyDirectory
     from parley_server.store.redis_provisioning import RedisProvisioning
     from parley_server.store.redis_reach import RedisReachStore
@@ -139,6 +141,7 @@ def _build_redis(settings: Settings) -> Stores:
     stores.add(AdminStore, RedisAdminStore(main))  # type: ignore[type-abstract]
     stores.add(BlobRecords, RedisBlobRecords(main))  # type: ignore[type-abstract]
     stores.add(ReachStore, RedisReachStore(main))  # type: ignore[type-abstract]
+    stores.add(InviteStore, RedisInviteStore(main))  # type: ignore[type-abstract]
     # further domains: stores.add(SomeDomainStore, RedisSomeDomainStore(main))
     return stores
 
