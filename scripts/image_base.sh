@@ -15,8 +15,9 @@ PY_STANDIN_TAG=docker.io/library/python:3.11-slim-bookworm
 fail() { printf '\n!! image test FAILED: %s\n' "$*" >&2; exit 1; }
 
 ensure_podman() {
+  # dnsname: service names resolve between the containers of one compose project (CNI backend)
   apt_install podman buildah debootstrap runc zstd uidmap slirp4netns fuse-overlayfs \
-    containernetworking-plugins
+    containernetworking-plugins golang-github-containernetworking-plugin-dnsname
   mkdir -p "$IMAGE_CACHE"
   # root cannot raise rlimits on this host, and crun refuses its hybrid cgroup layout.
   local conf=/etc/containers/containers.conf

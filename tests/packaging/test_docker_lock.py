@@ -35,6 +35,4 @@ def test_every_server_requirement_is_pinned_in_the_image_lock() -> None:
             problems.append(f"{req.name} is not in docker/locks/server.lock")
         elif not req.specifier.contains(pins[name], prereleases=True):
             problems.append(f"{req.name}=={pins[name]} does not satisfy {req.specifier}")
-    assert not problems, "regenerate docker/locks/server.lock (see its header): " + "; ".join(
-        problems
-    )
+    assert not problems, "run scripts/lock-image-deps: " + "; ".join(problems)
