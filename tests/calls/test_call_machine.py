@@ -227,9 +227,15 @@ def test_undeliverable_invite_is_unavailable(net: Net) -> None:
     net.call(a, "bob")
     net.wire.clear()
     net.run(a, a.m.delivery_failed(cid(1), net.now))
-    assert a.reason == R.UNAVAILABLE and a.entries == []
+    # refused by the server (a block, a stranger): it rings out like an unanswered call
+    assert a.state == S.OUTGOING
+    net.advance(cm.RING_TIMEOUT_MS)
+    assert a.reason == R.UNAVAILABLE
+    assert [e.outcome for e in a.entries] == ["missed"]
+    a.entries.clear()
     fx = a.m.place("nobody", [], False, cid(2), net.now)
     assert a.reason == R.UNAVAILABLE and not any(isinstance(e, cm.SendSignal) for e in fx)
+    assert a.entries == []  # no device at all: nothing was attempted
 
 
 def test_stale_invite_does_not_ring(net: Net) -> None:

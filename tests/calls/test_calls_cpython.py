@@ -95,14 +95,38 @@ async def test_voice_call_through_the_relay(parties: dict[str, Party]) -> None:
     await b1.e2e.wait_for(has_entry, cid, 30)
 
 
+REFUSED = "invite not delivered: ringing out until the timeout"
+IGNORED = "invite from someone who is not a contact"
+
+
+async def _rings_nowhere(caller: Party, callee: str, devices: list[Party]) -> None:
+    """Nothing rings on ``devices``; the invite was refused by the server or dropped by each
+    device, and the caller goes on ringing out, as for a callee who does not answer."""
+    await caller.calls.driver.place(callee, video=False)
+
+    def settled() -> bool:
+        return REFUSED in caller.calls.driver.ignored or all(
+            IGNORED in p.calls.driver.ignored for p in devices
+        )
+
+    await _until(settled, 30)
+    for p in devices:
+        assert p.calls.driver.m.current is None
+    cur = caller.calls.driver.m.current
+    assert cur is not None and cur.state == S.OUTGOING
+    caller.calls.driver.hangup()
+    await caller.calls.wait_state(S.ENDED)
+
+
 async def test_a_stranger_rings_nowhere(parties: dict[str, Party]) -> None:
-    eve, b1 = parties["eve"], parties["b1"]
-    await eve.calls.driver.place(b1.login.user_id, video=False)
-    v = await eve.calls.wait_state(S.ENDED, S.OUTGOING, timeout=30)
-    # refused by the server (not allowed to reach a stranger) or never answered: either way
-    # nothing rings on bob's devices
-    if v.state == S.OUTGOING:
-        await _until(lambda: "invite from someone who is not a contact" in b1.calls.driver.ignored
-                     or bool(b1.calls.driver.m.current), 30)  # fmt: skip
-    assert b1.calls.driver.m.current is None
-    eve.calls.driver.hangup()
+    await _rings_nowhere(
+        parties["eve"], parties["b1"].login.user_id, [parties["b1"], parties["b2"]]
+    )
+
+
+async def test_a_blocked_caller_rings_nowhere(parties: dict[str, Party]) -> None:
+    from parley.protocol.social import Block
+
+    a, b1, b2 = parties["a"], parties["b1"], parties["b2"]
+    await b1.e2e.client.request(Block(user_id=a.login.user_id), 15)
+    await _rings_nowhere(a, b1.login.user_id, [b1, b2])

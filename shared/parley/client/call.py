@@ -52,7 +52,8 @@ class EndReason(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     UNAVAILABLE = "unavailable"
-    """The invite could not be delivered (the server refused it, or no device)."""
+    """The callee has no device, or the server refused the invite (then only at the ring
+    timeout, like an unanswered call, so that a block is not told apart by timing)."""
     REPLACED = "replaced"
     """Glare: this device's own call lost to the peer's call, which it answered instead."""
 
@@ -223,6 +224,8 @@ class Call:
     """Caller: an offer was sent and its answer not applied yet."""
     remote_applied: bool = False
     pending: list[cs.Candidate] = field(default_factory=list)
+    undelivered: bool = False
+    """The server refused the invite: ends as unavailable at the ring deadline."""
     sent_n: int = 0
     last_n: dict[int, int] = field(default_factory=dict)
 
@@ -310,11 +313,15 @@ class CallManager:
         return self._end(c, EndReason.HUNG_UP, now, notify=(HangupReason.HUNG_UP,))
 
     def delivery_failed(self, call_id: str, now: int) -> list[Effect]:
-        """The server refused the invite (e.g. not allowed to reach that user)."""
+        """The server refused the invite (not allowed to reach that user: not a contact, or
+        blocked). The call keeps ringing out and ends as unavailable at the ring timeout, as
+        an unanswered call does (whose caller also reads "unavailable"), so the caller cannot
+        tell a block from a callee who does not answer."""
         c = self.live()
         if c is None or c.call_id != call_id or c.state != CallState.OUTGOING:
             return [Ignored("delivery failure of no ringing call")]
-        return self._end(c, EndReason.UNAVAILABLE, now, notify=())
+        c.undelivered = True
+        return [Ignored("invite not delivered: ringing out until the timeout")]
 
     def set_muted(self, muted: bool, now: int) -> list[Effect]:
         c = self.live()
@@ -390,6 +397,8 @@ class CallManager:
         if c is None:
             return []
         if c.state in (CallState.OUTGOING, CallState.INCOMING) and now >= c.ring_deadline:
+            if c.undelivered:
+                return self._end(c, EndReason.UNAVAILABLE, now, notify=())
             notify = (HangupReason.MISSED,) if c.outgoing else ()
             return self._end(c, EndReason.MISSED, now, notify=notify)
         if c.state in (CallState.CONNECTING, CallState.RECONNECTING) and (
@@ -617,9 +626,12 @@ class CallManager:
         self._ended_ids.append(c.call_id)
         del self._ended_ids[:-ENDED_IDS_KEPT]
         fx.append(Changed(c.view()))
-        if c.outgoing and reason not in (EndReason.REPLACED, EndReason.UNAVAILABLE):
+        if c.outgoing and reason != EndReason.REPLACED and (c.undelivered or reason !=
+                                                            EndReason.UNAVAILABLE):  # fmt: skip
             if c.connected_ms is not None:
                 outcome, dur = "completed", now - c.connected_ms
+            elif c.undelivered:
+                outcome, dur = EndReason.MISSED.value, 0  # the same entry as an unanswered call
             else:
                 outcome, dur = reason.value, 0
             fx.append(PostEntry(c.peer, c.call_id, c.video, outcome, dur))
