@@ -35,6 +35,7 @@ from tests.support.server import ServerProcess, free_port
 
 OPS_ENV = {
     "PARLEY_DIRECT_OPEN_TO_ALL": "true",
+    "PARLEY_GROUP_DIRECT_ADD": "anyone",  # group_create adds members at once (no invitations)
     "PARLEY_ADMIN_POLL_S": "0.2",
     "PARLEY_REGISTER_IP_LIMIT": "1000",
 }
