@@ -226,3 +226,36 @@ async def test_user_lookup_op_is_throttled_per_user(proxied: ServerProcess) -> N
         codes.append(getattr(answer, "code", "ok"))
     assert codes == ["ok", "ok", "ok", "rate_limited", "rate_limited"]
     await client.close()
+
+
+async def test_websockets_waiting_for_hello_count_against_the_cap(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    env = {**FAST_HASH, "PARLEY_UNAUTH_CONNS_PER_IP": "3"}
+    srv = ServerProcess(tmp_path_factory.mktemp("cap2") / "data", env=env)
+    srv.start()
+    try:
+        waiting = [await RawClient.connect(srv.ws_url) for _ in range(3)]  # no hello sent
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            refused = await asyncio.wait_for(reader.read(), T)
+        except ConnectionResetError:
+            refused = b""
+        assert refused == b""
+        writer.close()
+        for c in waiting:
+            await c.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + T
+        while True:  # their slots come back once they are gone
+            try:
+                r = await asyncio.to_thread(httpx.get, f"{srv.http_url}/healthz", timeout=T)
+                if r.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert loop.time() < deadline, "slots not given back"
+            await asyncio.sleep(0.05)
+    finally:
+        srv.stop()
