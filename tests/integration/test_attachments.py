@@ -306,3 +306,34 @@ async def test_gc_removes_uncommitted_recalled_and_disbanded(
         await b.close()
     finally:
         st.server.stop()
+
+
+async def test_a_slow_upload_outlives_the_http_read_timeout(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The HTTP read timeout (1 s here) bounds request heads and ordinary bodies; a presigned
+    blob PUT gets ``upload_timeout_s`` for its body: a client trickling it over about 3 s (a
+    deliberately slow sender, not a wait) is stored."""
+    st = _start(tmp_path_factory, "local", None, PARLEY_HTTP_HEADER_TIMEOUT_S="1")
+    try:
+        (alice,) = new_user(st.server.http_url, "a")
+        a = await _login(st, alice)
+        body = secrets.token_bytes(60_000)
+        grant: UploadGrant = await a.call(_begin(body))
+        reader, writer = await asyncio.open_connection("127.0.0.1", st.server.port)
+        writer.write(
+            f"PUT {grant.upload.url} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        for off in range(0, len(body), 10_000):
+            writer.write(body[off : off + 10_000])
+            await writer.drain()
+            await asyncio.sleep(0.5)
+        status = await asyncio.wait_for(reader.readline(), 30)
+        writer.close()
+        assert status.startswith(b"HTTP/1.1 200"), status
+        done: UploadCommitted = await a.call(UploadCommit(blob_id=grant.blob_id))
+        assert done.size == len(body)
+        await a.close()
+    finally:
+        st.server.stop()

@@ -249,6 +249,21 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._arm_read_timer()
 
+    upload_paths: ClassVar[tuple[str, ...]] = ("/api/v1/blobs/",)
+    upload_timeout_s: ClassVar[float] = 3600.0
+    """A PUT to these paths (presigned attachment uploads of the local blob store, up to
+    ``max_blob_bytes``) gets this long for its body instead of ``read_timeout_s``: a large file
+    over a slow link. Its head is still bounded by ``read_timeout_s``; the per-IP cap still
+    applies; the handler refuses an unsigned or expired URL before reading the body."""
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        scope = getattr(self, "scope", None) or {}
+        path = str(scope.get("path", ""))
+        if scope.get("method") == "PUT" and path.startswith(self.upload_paths):
+            self._disarm_read_timer()
+            self._read_timer = self.loop.call_later(self.upload_timeout_s, self._read_timed_out)
+
     def on_message_complete(self) -> None:
         self._disarm_read_timer()
         super().on_message_complete()
