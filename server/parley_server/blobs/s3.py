@@ -23,6 +23,7 @@ from minio.error import S3Error
 
 from parley_server.blobs.base import BlobStat, BlobStore, PresignedRequest
 from parley_server.blobs.sigv4 import presign
+from parley_server.metrics import backend_roundtrip
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,8 @@ class S3BlobStore(BlobStore):
             if not self.client.bucket_exists(self.config.bucket):
                 self.client.make_bucket(self.config.bucket)
 
-        await asyncio.to_thread(ensure_bucket)
+        with backend_roundtrip("s3", "ensure_bucket"):
+            await asyncio.to_thread(ensure_bucket)
 
     def _object(self, key: str) -> str:
         return self.config.prefix + key
@@ -125,10 +127,14 @@ class S3BlobStore(BlobStore):
                 md5 = bytes.fromhex(etag)
             return BlobStat(size=int(obj.size or 0), md5=md5)
 
-        return await asyncio.to_thread(run)
+        with backend_roundtrip("s3", "stat"):
+            return await asyncio.to_thread(run)
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self.client.remove_object, self.config.bucket, self._object(key))
+        with backend_roundtrip("s3", "delete"):
+            await asyncio.to_thread(
+                self.client.remove_object, self.config.bucket, self._object(key)
+            )
 
     async def keys(self) -> list[str]:
         def run() -> list[str]:
@@ -141,4 +147,5 @@ class S3BlobStore(BlobStore):
                 if o.object_name
             ]
 
-        return await asyncio.to_thread(run)
+        with backend_roundtrip("s3", "list"):
+            return await asyncio.to_thread(run)
