@@ -90,9 +90,11 @@ def test_two_users_chat_both_ways_then_reload(contexts: Contexts, base_url: str)
     expect_message(alice, "first words from alice 🌱")
     expect_message(alice, "bob answers")
     expect(alice.locator("#net")).to_be_visible()  # the loss is shown
+    expect(alice.locator("#status")).to_be_hidden()  # ...once, not twice
     screenshot(alice, "reload-offline-history")
     actx.set_offline(False)
     wait_online(alice, 60_000)
     expect(alice.locator("#net")).to_be_hidden()
+    expect(alice.locator("#status")).to_have_text("Online")
     send(alice, "back online")
     expect_message(bob, "back online")
