@@ -14,9 +14,9 @@ from litestar.openapi import OpenAPIConfig
 from parley_server.api.accounts import AccountController
 from parley_server.api.blobs import blob_routes, blobs_lifespan
 from parley_server.api.errors import EXCEPTION_HANDLERS
-from parley_server.api.openapi import complete_allow_header, describe_api
 from parley_server.api.health import healthz
 from parley_server.api.keys import KeyController, make_keys
+from parley_server.api.openapi import complete_allow_header, describe_api
 from parley_server.api.operations import operations_lifespan, readyz, request_id_middleware
 from parley_server.api.provisioning import ProvisioningController, make_provisioning
 from parley_server.api.turn import TurnService, turn_credentials

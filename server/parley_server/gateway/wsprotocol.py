@@ -170,7 +170,6 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.write(b"".join(self.conn.data_to_send()))
         return True
 
-
     def close_now(self, code: int, reason: str) -> bool:
         """Write the close frame now, even while the peer does not read (uvicorn's ASGI close
         first waits until the socket is writable, which for such a peer is never). The frame
