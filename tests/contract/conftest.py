@@ -76,6 +76,18 @@ def _redis_cluster(request: pytest.FixtureRequest, _tmp_path: Path) -> StoreFact
     return lambda: RedisStore(cluster.url, prefix=prefix)
 
 
+REDIS_FIXTURES = {"redis": "redis_server", "redis_cluster": "redis_cluster"}
+"""The session fixture that starts each Redis engine's servers."""
+
+
+def factory_for(engine: str, tmp_path: Path, url: str = "", prefix: str = "") -> StoreFactory:
+    """Unopened instances of ``engine`` on explicit storage (for a child process, which has
+    no fixtures): the SQLite file in ``tmp_path``, or ``url`` under ``prefix`` for Redis."""
+    if engine == "sqlite":
+        return lambda: SqliteStore(tmp_path / "parley.db")
+    return lambda: RedisStore(url, prefix=prefix)
+
+
 ENGINES: dict[str, Callable[[pytest.FixtureRequest, Path], StoreFactory]] = {
     "sqlite": _sqlite,
     "redis": _redis,

@@ -1,6 +1,6 @@
 """Subprocess for the crash test: appends forever, printing each acknowledged seq.
 
-Usage: python -m tests.contract.crash_appender ENGINE DATA_DIR. Prints ``conv <hex id>`` once,
+Usage: python -m tests.contract.crash_appender ENGINE DATA_DIR [REDIS_URL PREFIX]. Prints ``conv <hex id>`` once,
 then ``ack <seq>`` after each append is acknowledged, until it is killed (or 60 s pass, so a
 lost parent cannot leave it running forever).
 """
@@ -12,14 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-from tests.contract.conftest import ENGINES
+from tests.contract.conftest import factory_for
 
 PRODUCERS = 16
 MAX_RUN_S = 60.0
 
 
-async def main(engine: str, data_dir: Path) -> None:
-    store = ENGINES[engine](data_dir)()
+async def main(engine: str, data_dir: Path, url: str, prefix: str) -> None:
+    store = factory_for(engine, data_dir, url, prefix)()
     await store.open()
     owner = await store.create_user("crash-owner", b"x", 0)
     conversation_id = bytes(range(16))
@@ -41,4 +41,5 @@ async def main(engine: str, data_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], Path(sys.argv[2])))
+    extra = sys.argv[3:5] if len(sys.argv) >= 5 else ["", ""]
+    asyncio.run(main(sys.argv[1], Path(sys.argv[2]), extra[0], extra[1]))

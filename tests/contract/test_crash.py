@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.conftest import ENGINES, bounded
+from tests.contract.conftest import ENGINES, REDIS_FIXTURES, bounded, factory_for, redis_prefix
 
 REPO = Path(__file__).resolve().parents[2]
 ACKS_BEFORE_KILL = 400
@@ -41,9 +41,14 @@ def _read_until(proc: subprocess.Popen[bytes], acks_wanted: int) -> list[bytes]:
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
-async def test_sigkill_loses_nothing_acknowledged(engine: str, tmp_path: Path) -> None:
+async def test_sigkill_loses_nothing_acknowledged(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = prefix = ""
+    if engine in REDIS_FIXTURES:  # the writer dies; the Redis it wrote to (AOF, always) lives
+        url, prefix = request.getfixturevalue(REDIS_FIXTURES[engine]).url, redis_prefix()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.contract.crash_appender", engine, str(tmp_path)],
+        [sys.executable, "-m", "tests.contract.crash_appender", engine, str(tmp_path), url, prefix],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -65,7 +70,7 @@ async def test_sigkill_loses_nothing_acknowledged(engine: str, tmp_path: Path) -
     acked = {int(line.split()[1]) for line in complete[1:] if line.startswith(b"ack ")}
     assert len(acked) >= ACKS_BEFORE_KILL
 
-    store = bounded(ENGINES[engine](tmp_path))()
+    store = bounded(factory_for(engine, tmp_path, url, prefix))()
     await store.open()
     try:
         info = await store.get_conversation(conversation_id)
