@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from parley.protocol.ops import (
 from parley.protocol.records import Membership, MembershipAction, Message, Recalled
 from tests.support.accounts import PASSWORD, Login, login, new_user, unique_name
 from tests.support.rawclient import Closed, RawClient, envelope_for
+from tests.support.redis_servers import RedisServer
 from tests.support.server import ServerProcess, free_port
 
 OPS_ENV = {
@@ -43,8 +46,11 @@ WAIT_S = 20.0
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def admin(data_dir: Path, *args: str, stdin: str | None = None) -> str:
-    """Run ``parley admin`` (a separate process, as an operator would) and return its stdout."""
+def admin(
+    data_dir: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> str:
+    """Run ``parley admin`` (a separate process, as an operator would) and return its stdout;
+    ``env``: extra PARLEY_* settings (the same as the server's)."""
     proc = subprocess.run(
         [
             sys.executable,
@@ -58,6 +64,7 @@ def admin(data_dir: Path, *args: str, stdin: str | None = None) -> str:
         capture_output=True,
         text=True,
         input=stdin,
+        env={**os.environ, **(env or {})},
         timeout=60,
     )
     assert proc.returncode == 0, f"admin {args} failed:\n{proc.stdout}\n{proc.stderr}"
@@ -226,6 +233,42 @@ def new_user_open_or_fail(srv: ServerProcess) -> tuple[str]:
     (u,) = new_user(srv.http_url, "taken")
     admin(srv.data_dir, "registration", "invite")
     return (u.username,)
+
+
+async def test_admin_on_redis_two_nodes_disable_closes_sockets_on_both(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """``parley admin`` against the Redis store: two nodes, an invite made through one and used
+    on the other, a disable that closes the user's sockets on both nodes (each node's poll)."""
+    store_env = {
+        **OPS_ENV,
+        "PARLEY_STORE": redis_server.url,
+        "PARLEY_REDIS_PREFIX": f"ops{uuid.uuid4().hex[:8]}:",
+    }
+    for i in range(2):
+        (tmp_path / f"n{i}").mkdir()
+    nodes = [ServerProcess(tmp_path / f"n{i}" / "data", env=store_env) for i in range(2)]
+    for node in nodes:
+        node.start()
+    try:
+        data = nodes[0].data_dir
+        admin(data, "registration", "invite", env=store_env)
+        code = re.search(r"invite code: (\S+)", admin(data, "invite", "create", env=store_env))
+        assert code is not None
+        name = unique_name("rds")
+        r = httpx.post(
+            f"{nodes[1].http_url}/api/v1/accounts",
+            json={"username": name, "password": PASSWORD, "invite": code.group(1)},
+        )
+        assert r.status_code == 201, r.text
+        tokens = [login(n.http_url, name, device=f"d{i}").token for i, n in enumerate(nodes)]
+        sockets = [await RawClient.login(n.ws_url, t) for n, t in zip(nodes, tokens, strict=True)]
+        admin(data, "users", "disable", name, env=store_env)
+        assert [await s.wait_closed(WAIT_S) for s in sockets] == [4004, 4004]
+        assert f"{name}" in admin(data, "users", "list", env=store_env)
+    finally:
+        for node in nodes:
+            node.stop()
 
 
 # --- admin: delete --------------------------------------------------------------------------------
