@@ -87,6 +87,13 @@ def chats(ctx: Ctx) -> None:
     render.chats(run(go))
 
 
+def _text_unless_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """TEXT is required, except with --file (then it is the optional caption)."""
+    if value is None and ctx.params.get("file") is None:
+        raise click.MissingParameter(ctx=ctx, param=param, param_hint="'TEXT'")
+    return value
+
+
 @click.command(
     cls=ParleyCommand,
     epilog="""\b
@@ -97,17 +104,19 @@ Examples:
   parley send bob --file report.pdf "the Q3 report\"""",
 )
 @target_arg
-@click.argument("text", required=False, default="")
+@click.argument("text", required=False, default=None, callback=_text_unless_file)
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Send this file (encrypted); TEXT becomes its caption.")  # fmt: skip
+              default=None, is_eager=True,
+              help="Send this file (encrypted); TEXT becomes its caption.")  # fmt: skip
 @click.pass_obj
 @guard
-def send(ctx: Ctx, target: str, text: str, file: Path | None) -> None:
+def send(ctx: Ctx, target: str, text: str | None, file: Path | None) -> None:
     """Send an end-to-end encrypted message (TEXT '-' reads stdin) or file (--file)."""
     if file is not None:
-        cid, seq = send_file(ctx, target, file, "" if text == "-" else text)
+        cid, seq = send_file(ctx, target, file, "" if text in (None, "-") else text)
         render.ok(f"Sent {file.name} (chat {chat_id(cid)}, seq {seq}).")
         return
+    assert text is not None  # _text_unless_file
     if text == "-":
         text = sys.stdin.read().rstrip("\n")
     if not text.strip():
