@@ -65,6 +65,11 @@ def test_backup_sign_out_sign_in_restore(contexts: Contexts, base_url: str) -> N
     waiting = lia.locator("#conv-rows .msg.waiting")
     expect(waiting).to_have_count(2, timeout=MESSAGE_TIMEOUT_MS)  # not readable yet
     screenshot(lia, "restore-offer")
+    # continuing without the old history asks first, with a plain warning
+    lia.click("#restore-skip")
+    expect(lia.locator("#restore-message.error")).to_contain_text("unreadable")
+    expect(lia.locator("#restore-skip")).to_have_attribute("data-confirm", "1")
+    expect(offer).to_be_visible()  # not skipped yet: a second click would
     lia.fill("#restore-key", "AAAA BBBB CCCC DDDD")
     lia.press("#restore-key", "Enter")
     expect(lia.locator("#restore-message.error")).to_be_visible(timeout=MESSAGE_TIMEOUT_MS)
