@@ -44,6 +44,17 @@ def test_a_second_device_of_an_account_is_not_ready_and_needs_linking() -> None:
         a1 = await Device(w, "alice", 1).start()
         a2 = await Device(w, "alice", 2).start()  # its own new account key: 409
         assert not a2.driver.ready and a2.driver.link_needed
+        # with nothing published there is nothing to maintain: its timer does not spin
+        wakes = {"n": 0}
+        handle = a2.driver._handle
+
+        async def counted(n: object) -> None:
+            wakes["n"] += n is None
+            await handle(n)  # type: ignore[arg-type]
+
+        a2.driver._handle = counted  # type: ignore[method-assign]
+        await asyncio.sleep(600)
+        assert wakes["n"] <= 600 / (KEYS_RETRY_MS / 1000) + 1
         try:
             await a2.driver.send_text(b"\x00" * 16, "hi")
             raise AssertionError("sent without published keys")

@@ -28,3 +28,17 @@ def test_a_wait_on_nothing_is_a_deadlock() -> None:
 
     with pytest.raises(Deadlock):
         run(main())
+
+
+def test_a_loop_that_never_lets_time_pass_is_busy() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def again() -> None:
+            loop.call_later(0, again)
+
+        again()
+        await asyncio.sleep(1)
+
+    with pytest.raises(Deadlock, match="busy"):
+        run(main())

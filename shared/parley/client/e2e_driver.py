@@ -324,6 +324,9 @@ class E2EDriver:
 
     async def _maintain_keys_quietly(self) -> None:
         if not self.ready:
+            # nothing published to maintain yet (a new or an unlinked device): look again in a
+            # minute, or the timer would fire at once, again and again
+            self._keys_not_before = self.now() + KEYS_RETRY_MS
             return
         try:
             await self.maintain_keys()
