@@ -33,7 +33,7 @@ from parley.protocol.records import Message
 from parley.protocol.signals import PresenceSignal, TypingSignal
 from parley.protocol.social import FriendAccept, FriendRequest, PresenceGet, PresenceList, Typing
 from tests.support.accounts import PASSWORD, Login, new_user
-from tests.support.rawclient import RawClient, envelope_for
+from tests.support.rawclient import Closed, RawClient, envelope_for
 from tests.support.redis_servers import RedisClusterServers, RedisServer, cli
 from tests.support.server import ServerProcess
 
@@ -457,3 +457,68 @@ async def test_two_nodes_on_a_redis_cluster(
     finally:
         a.stop()
         b.stop()
+
+
+async def test_cluster_failover_under_the_broker(tmp_path: Path) -> None:
+    """A dedicated 3+3 cluster: the primary owning a user's slot is SIGKILLed; its replica takes
+    over; the node holding the user's socket notices its sharded subscription is gone, asks the
+    client to resync (1012), and pushes from the other node reach the reconnected client."""
+    cluster = RedisClusterServers(tmp_path / "cluster")
+    cluster.start()
+    prefix = f"fo{uuid.uuid4().hex[:6]}:"
+    a = _node(tmp_path, "fa", cluster.url, prefix)
+    b = _node(tmp_path, "fb", cluster.url, prefix)
+    try:
+        a.start()
+        b.start()
+        [alice] = new_user(a.http_url, "alice")
+        [bob] = new_user(b.http_url, "bob")
+        await _befriend(a, alice, [bob])
+        ca, cb = await _on(a, alice), await _on(b, bob)
+        conv: Conversation = await ca.call(GroupCreate(members=[bob.user_id]))
+        cid = conv.info.conversation_id
+        channel = f"{prefix}{{u:{bob.user_id}}}:push"
+        slot = int(cli(cluster.ports[0], "cluster", "keyslot", channel))
+        primary_port = _slot_owner(cluster, slot)
+        next(n for n in cluster.nodes if n.port == primary_port).kill()
+        assert await cb.wait_closed(timeout=60) == 1012  # b noticed, resubscribed, resync
+        deadline = asyncio.get_running_loop().time() + 60
+        attempt = 0
+        while True:  # the cluster fails over (node timeout 2 s), then serves writes again
+            attempt += 1
+            with contextlib.suppress(Exception):
+                await ca.close()
+            ca, cb = await _on(a, alice), await _on(b, bob)  # (node a may have asked too)
+            try:
+                reply = await ca.request(
+                    Send(
+                        conversation_id=cid, client_msg_id=f"f{attempt}", envelope=envelope_for(cid)
+                    ),
+                    timeout=30,
+                )
+            except Closed:  # node a's own resync request (1012) came now: try again
+                reply = Error(id=0, code=ErrorCode.UNAVAILABLE, message="closed")
+            if not isinstance(reply, Error):
+                break
+            assert asyncio.get_running_loop().time() < deadline, reply
+            await cb.close()
+            await asyncio.sleep(0.5)
+        await _entry(cb, reply.result.seq)  # type: ignore[union-attr]
+        await ca.close()
+        await cb.close()
+    finally:
+        a.stop()
+        b.stop()
+        cluster.stop()
+
+
+def _slot_owner(cluster: RedisClusterServers, slot: int) -> int:
+    """The port of the primary serving ``slot`` (from CLUSTER SLOTS of any live node)."""
+    for line_set in (cli(p, "cluster", "slots") for p in cluster.ports):
+        lines = line_set.splitlines()
+        for i in range(0, len(lines) - 3):
+            if lines[i].isdigit() and lines[i + 1].isdigit():
+                lo, hi = int(lines[i]), int(lines[i + 1])
+                if lo <= slot <= hi and lines[i + 3].isdigit():
+                    return int(lines[i + 3])
+    raise AssertionError(f"no owner of slot {slot}")
