@@ -7,6 +7,8 @@ For tests and operators, ``document.body`` carries ``data-call-state`` (the stat
 current call) and ``data-call-end`` (why the last one ended); ``window.parleyUi.callStats()``
 resolves to a JSON string of inbound bytes per kind and whether the pair is a TURN relay.
 ``localStorage['parley.call_relay'] = '1'`` makes calls use TURN relay candidates only.
+``window.parleyUi.callMarks`` holds the wall-clock ms of the last ``clicked`` (call button),
+``ring``, ``accept`` and ``connected`` (bench/calls.py --browser).
 """
 
 from __future__ import annotations
@@ -171,6 +173,7 @@ class CallsUi:
         if conn is not None and hasattr(conn, "addEventListener"):
             on(conn, "change", lambda _e: self._act("network_changed"))
         js.window.parleyUi.callStats = create_proxy(self._stats_json)
+        js.window.parleyUi.callMarks = js.Object.new()
         i18n.on_change(self.render)
         self.render()
         self.start()
@@ -210,6 +213,10 @@ class CallsUi:
 
     # --- CallUi (from the driver) --------------------------------------------------------------
     def changed(self, view: cm.CallView) -> None:
+        if view.state == cm.CallState.CONNECTED and (
+            self.view is None or self.view.state != cm.CallState.CONNECTED
+        ):
+            self._mark("connected")
         self.view = view
         body = js.document.body.dataset
         body.callState = view.state.value
@@ -217,8 +224,12 @@ class CallsUi:
             body.callEnd = view.end_reason.value
         self.render()
 
+    def _mark(self, name: str) -> None:
+        setattr(js.window.parleyUi.callMarks, name, js.Date.now())
+
     def ring(self, on: bool, peer: str, video: bool) -> None:
         if on:
+            self._mark("ring")
             self.tone.start()
         else:
             self.tone.stop()
@@ -233,11 +244,13 @@ class CallsUi:
         if self.driver is None or self.peer_user is None:
             return
         self.error_el.textContent = ""
+        self._mark("clicked")
         self.ui.spawn(self.driver.place(self.peer_user, video))
 
     def _accept(self, video: bool) -> None:
         if self.driver is not None:
             self.error_el.textContent = ""
+            self._mark("accept")
             self.driver.accept(video)
 
     def _act(self, name: str) -> None:
