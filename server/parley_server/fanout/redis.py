@@ -356,8 +356,28 @@ class RedisBroker(Broker):
     ) -> None:
         users = set(user_ids)
         await self.local.publish_to_users(users, frame, exclude)
-        for u in users:
+        if len(users) == 1:
+            (u,) = users
             await self._publish(u, ["u", u, 0, frame, ""])
+            return
+        # one message per recipient user, all in flight at once (a pipeline on one Redis)
+        try:
+            if self.sharded:
+                await asyncio.gather(
+                    *(
+                        self._client.spublish(
+                            self._channel(u), _pack([self.node, "u", u, 0, frame, ""])
+                        )
+                        for u in users
+                    )
+                )
+            else:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for u in users:
+                        pipe.publish(self._channel(u), _pack([self.node, "u", u, 0, frame, ""]))
+                    await pipe.execute()
+        except _SHARD_ERRORS as exc:  # pushes are hints: clients resync anyway
+            log.warning("broker_publish_failed", error=repr(exc))
 
     async def publish_to_device(self, user_id: str, device_id: int, frame: bytes) -> None:
         await self.local.publish_to_device(user_id, device_id, frame)
