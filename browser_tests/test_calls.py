@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,6 +136,17 @@ def test_video_call_through_turn_relay(
         _state(a, "connected")
         _state(b, "connected")
         _growing(b, ("audio", "video"))
+    # camera off and on again (video -> voice -> video), mute: the peer's view follows
+    expect(a.locator("#call-view")).to_have_class(re.compile(r"\bwith-video\b"))
+    b.click("#call-camera")
+    expect(a.locator("#call-view")).not_to_have_class(re.compile(r"\bwith-video\b"))
+    expect(b.locator("#call-camera")).to_have_text("Camera on")
+    b.click("#call-camera")
+    expect(a.locator("#call-view")).to_have_class(re.compile(r"\bwith-video\b"))
+    _growing(a, ("video",))
+    a.click("#call-mute")
+    expect(b.locator("#call-status")).to_contain_text("is muted")
+    expect(a.locator("#call-mute")).to_have_text("Unmute")
     a.click("#call-hangup")
     for p in (a, b):
         _state(p, "ended")
