@@ -59,17 +59,27 @@ def text_node(text: str) -> Any:
     return body
 
 
-def _date(ts: int) -> Any:
-    return js.Date.new(ts)
+_offsets: dict[int, int] = {}
+
+
+def _local_ms(ts: int) -> int:
+    """``ts`` shifted into local time. The zone offset comes from JS once per hour of
+    timestamps (it changes with daylight saving time), so a page of rows costs a few FFI
+    crossings, not several per row."""
+    hour = ts // 3_600_000
+    off = _offsets.get(hour)
+    if off is None:
+        off = _offsets[hour] = -int(js.Date.new(ts).getTimezoneOffset()) * 60_000
+    return ts + off
 
 
 def clock(ts: int) -> str:
-    d = _date(ts)
-    return f"{int(d.getHours()):02d}:{int(d.getMinutes()):02d}"
+    minutes = _local_ms(ts) // 60_000 % 1440
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def day_key(ts: int) -> str:
-    return str(_date(ts).toDateString())
+def day_key(ts: int) -> int:
+    return _local_ms(ts) // 86_400_000
 
 
 def day_label(ts: int, now_ms: float) -> str:
@@ -78,7 +88,7 @@ def day_label(ts: int, now_ms: float) -> str:
         return t("conv.today")
     if key == day_key(int(now_ms) - 86_400_000):
         return t("conv.yesterday")
-    return str(_date(ts).toLocaleDateString("zh-CN" if lang() == "zh" else "en-GB"))
+    return str(js.Date.new(ts).toLocaleDateString("zh-CN" if lang() == "zh" else "en-GB"))
 
 
 class Context:

@@ -23,7 +23,7 @@ from parley.client.message_state import MessageState
 if TYPE_CHECKING:
     from app.app import Ui
 
-PAGE = 60
+PAGE = 40
 """Rows rendered when a chat opens, and added per scroll to the top."""
 NEAR_TOP_PX = 150
 
