@@ -100,6 +100,8 @@ def test_healthz_names_the_node_and_engines(nodes: list[ServerProcess]) -> None:
     for i, node in enumerate(nodes):
         body = httpx.get(f"{node.http_url}/healthz").json()
         assert body == {"status": "ok", "node": f"n{i}", "store": "redis", "broker": "RedisBroker"}
+        ready = httpx.get(f"{node.http_url}/readyz")
+        assert ready.status_code == 200 and ready.json() == {"status": "ready", "node": f"n{i}"}
 
 
 async def test_direct_and_group_across_nodes(nodes: list[ServerProcess]) -> None:

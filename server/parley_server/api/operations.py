@@ -43,7 +43,10 @@ def readyz(state: State) -> Response[Any]:
             status_code=503,
             media_type=MediaType.JSON,
         )
-    return Response({"status": "ready"}, media_type=MediaType.JSON)
+    # which node answered (behind a load balancer; docs/scale-out.md)
+    return Response(
+        {"status": "ready", "node": state.get("node_id", "")}, media_type=MediaType.JSON
+    )
 
 
 def _incoming_id(scope: Scope) -> str | None:
