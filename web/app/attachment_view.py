@@ -121,6 +121,9 @@ class AttachmentView:
         self._again = False
         self._listeners = dom.Listeners()
         self._listeners.on(self.rows_el, "click", self._on_click)
+        stale = dom.el("att-lightbox")  # an earlier sign-in's
+        if stale:
+            stale.remove()
         self.lightbox = dom.h("div", "att-lightbox", id="att-lightbox")
         self.lightbox.hidden = True
         self.lightbox.appendChild(dom.h("img", "", id="att-lightbox-img", alt=""))

@@ -168,6 +168,10 @@ class Attacher:
     def __init__(self, ui: Ui) -> None:
         self.ui = ui
         form, text_input = dom.el("composer"), dom.el("composer-input")
+        for stale in ("composer-attach", "composer-file", "att-panel"):  # an earlier sign-in's
+            node = dom.el(stale)
+            if node:
+                node.remove()
         self.file: Any = None
         self.preview_url: str | None = None
         self.transfer: Transfer | None = None
