@@ -142,7 +142,9 @@ def screenshot(page: object, name: str) -> None:
     assert isinstance(page, Page)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     before = page.viewport_size
-    for width, height in SCREEN_SIZES:
+    current = (before["width"], before["height"]) if before else None
+    # the page's own size first: resizing re-wraps text and can move a scroll position
+    for width, height in sorted(SCREEN_SIZES, key=lambda size: size != current):
         page.set_viewport_size({"width": width, "height": height})
         page.evaluate("() => new Promise((ok) => requestAnimationFrame(() => ok(null)))")
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}x{height}.png"), full_page=True)
