@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from parley.crypto.b64 import b64e
-from parley.protocol.errors import ErrorCode
-from parley.protocol.frames import EntryPush, Error, SignalPush
+from parley.protocol.errors import CloseCode, ErrorCode
+from parley.protocol.frames import EntryPush, Error, Hello, SignalPush
 from parley.protocol.ops import (
     Conversation,
     DirectOpen,
@@ -322,10 +322,13 @@ async def test_redis_down_is_unavailable_then_recovers(tmp_path: Path) -> None:
             timeout=30,
         )
         assert r.status_code == 503 and r.json()["code"] == "unavailable"
+        probe = await RawClient.connect(node.ws_url)  # a new socket: its hello cannot be checked
+        await probe.send(Hello(token=alice.token, v=1, client="probe"))
+        assert await probe.wait_closed(timeout=60) == CloseCode.TRY_AGAIN_LATER
         redis.start()  # same directory: its AOF comes back
         # the broker noticed its lost subscription, subscribed again and asks its clients to
         # resync (1012), since pushes may have been missed meanwhile
-        assert await client.wait_closed(timeout=60) == 1012
+        assert await client.wait_closed(timeout=60) == CloseCode.SERVICE_RESTART
         client = await _on(node, alice)
         reply = await client.request(
             Send(conversation_id=cid, client_msg_id="x1", envelope=envelope_for(cid)), timeout=30

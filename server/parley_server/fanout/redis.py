@@ -32,6 +32,7 @@ import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as rex
 
+from parley.protocol.errors import CloseCode
 from parley_server.fanout.base import Broker, Subscriber
 from parley_server.fanout.local import LocalBroker
 from parley_server.logging import get_logger
@@ -42,7 +43,7 @@ log = get_logger("parley.fanout.redis")
 
 REGISTRY_TTL_S = 30.0
 REGISTRY_REFRESH_S = 10.0
-SERVICE_RESTART = 1012
+SERVICE_RESTART = CloseCode.SERVICE_RESTART
 
 _SHARD_ERRORS: tuple[type[BaseException], ...] = (
     *UNAVAILABLE_ERRORS,

@@ -27,6 +27,7 @@ from parley_server.service.context import Session, now_ms
 from parley_server.service.dispatch import Dispatcher
 from parley_server.service.errors import ServiceError
 from parley_server.store.base import StoreError
+from parley_server.store.records import StoreUnavailable
 
 log = get_logger("parley.gateway")
 
@@ -84,6 +85,10 @@ def make_ws_handler(app: Dispatcher, hub: Hub) -> WebsocketRouteHandler:
         await socket.accept()
         try:
             handshake = await _handshake(socket, app)
+        except StoreUnavailable:  # Redis down or failing over: the client retries later
+            log.warning("ws_handshake_store_unavailable")
+            await _close(socket, CloseCode.TRY_AGAIN_LATER, "storage unavailable, retry")
+            return
         except Exception:
             log.exception("ws_handshake_failed")
             await _close(socket, CloseCode.INTERNAL_ERROR, "internal server error")

@@ -68,6 +68,8 @@ class CloseCode(IntEnum):
     GOING_AWAY = 1001  # server shutting down; reconnect with backoff
     MESSAGE_TOO_BIG = 1009  # a frame above MAX_FRAME_BYTES
     INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012  # this node lost its cross-node subscription: reconnect and sync
+    TRY_AGAIN_LATER = 1013  # the storage is unreachable during the handshake: reconnect later
     PROTOCOL_ERROR = 4000  # first frame was not a valid Hello
     UNAUTHORIZED = 4001  # Hello token unknown, expired or logged out
     DEVICE_REVOKED = 4003  # the device of this token was revoked
