@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from browser_tests.conftest import Contexts, screenshot
+from browser_tests.conftest import PYTHON_READY_TIMEOUT_MS, Contexts, screenshot
 from browser_tests.ui import (
     MESSAGE_TIMEOUT_MS,
     become_contacts,
     open_chat,
     open_direct,
     sign_up,
+    wait_online,
 )
 from tests.support.accounts import unique_name
 from tests.support.server import ServerProcess
@@ -116,6 +117,19 @@ def test_image_and_big_file_one_to_one(
     assert download(bob, big.name, tmp_path / "got.bin") == data
     for name in (image.name, big.name):
         assert not contexts.wire.contains(name), "file names travel encrypted only"
+
+    # the decrypted thumbnail is cached (sealed) in IndexedDB: after a reload it shows with
+    # every blob download refused
+    bob.reload()
+    bob.wait_for_selector(
+        "body[data-python=ready]", timeout=PYTHON_READY_TIMEOUT_MS, state="attached"
+    )
+    wait_online(bob)
+    bob.route("**/api/v1/blobs/**", lambda route: route.abort())
+    open_chat(bob, alice_name)
+    thumb = bob.locator("#conv-rows .att-image img.att-thumb:not(.loading)").last
+    expect(thumb).to_be_visible(timeout=MESSAGE_TIMEOUT_MS)
+    assert thumb.evaluate("i => i.naturalWidth") == 320
 
 
 def test_group_image_and_file(
