@@ -298,8 +298,8 @@ def stats(ctx: click.Context) -> None:
 @admin.command("gc")
 @click.pass_context
 def gc(ctx: click.Context) -> None:
-    """Delete expired to-device items, send idempotency keys and unused invites now
-    (the server also does the first two every hour)."""
+    """Delete expired to-device items, send idempotency keys, unused invites, and uncommitted
+    or orphaned attachment blobs now (the server also does all but invites periodically)."""
     from parley_server.service.context import now_ms
     from parley_server.store.admin import admin_store_of
 
@@ -308,7 +308,14 @@ def gc(ctx: click.Context) -> None:
     async def job(app: Any) -> dict[str, int]:
         now = now_ms()
         store = app.services.store
+        blobs = app.attachments.blobs
+        await blobs.open()
+        try:
+            collected: int = await app.attachments.gc(now)
+        finally:
+            await blobs.close()
         return {
+            "blobs_collected": collected,
             "to_device_expired": await store.expire_to_device(
                 now - int(settings.to_device_ttl_s * 1000)
             ),

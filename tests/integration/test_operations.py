@@ -227,6 +227,22 @@ async def test_invite_only_registration(ops_server: ServerProcess) -> None:
     admin(ops_server.data_dir, "registration", "open")
 
 
+def test_expired_invite_is_refused_and_collected_by_gc(ops_server: ServerProcess) -> None:
+    admin(ops_server.data_dir, "registration", "invite")
+    out = admin(ops_server.data_dir, "invite", "create", "--ttl-hours", "0")
+    code = re.search(r"invite code: (\S+)", out)
+    assert code is not None
+    r = httpx.post(
+        f"{ops_server.http_url}/api/v1/accounts",
+        json={"username": unique_name("late"), "password": PASSWORD, "invite": code.group(1)},
+    )
+    assert r.status_code == 403 and r.json()["code"] == "invite_invalid"
+    report = json.loads(admin(ops_server.data_dir, "gc"))
+    assert report["invites_expired"] == 1
+    assert {"to_device_expired", "idempotency_keys_expired", "blobs_collected"} <= set(report)
+    assert json.loads(admin(ops_server.data_dir, "stats"))["invites_open"] == 0
+
+
 def new_user_open_or_fail(srv: ServerProcess) -> tuple[str]:
     """A username that exists (made while registration is briefly open)."""
     admin(srv.data_dir, "registration", "open")
