@@ -1,5 +1,5 @@
-"""Proof the server is blind: unique markers in a text, a caption, a file name and a group
-name travel through the real server; afterwards no file under its data dir (db, -wal, -shm,
+"""Proof the server is blind: unique markers in a text, a caption, a file's name and content (a
+real upload to the server's blob store) and a group name travel through the real server; afterwards no file under its data dir (db, -wal, -shm,
 everything) and not its log contain any marker, in UTF-8 or UTF-16-LE. The clients DO show
 every marker decrypted, so the search would find a leak."""
 
@@ -8,9 +8,8 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from parley.crypto.attachments import AttachmentPointer
-from parley.crypto.b64 import b64e
 from parley.crypto.content import Att, GroupUpdate, Text
+from parley_client import attachments
 from tests.integration.e2e_support import T, make
 from tests.support.accounts import new_user
 from tests.support.server import ServerProcess
@@ -36,11 +35,10 @@ async def test_e2e_server_never_sees_content(fresh_server: ServerProcess, tmp_pa
         await cs[1].wait_for(lambda ms: any(isinstance(m.content, GroupUpdate) for m in ms),
                              gid, T)  # fmt: skip
         await cs[1].wait_sent(await cs[1].send_text(gid, text), T)
-        ptr = AttachmentPointer(
-            id="att-" + secrets.token_hex(4), key=b64e(secrets.token_bytes(32)),
-            digest=b64e(secrets.token_bytes(32)), size=1234, blob_size=1275,
-            mime="application/octet-stream", name=fname,
-        )  # fmt: skip
+        fbody = _marker("body")
+        upload = tmp_path / fname
+        upload.write_text(f"{fbody}\n" * 50)
+        ptr = await attachments.upload_file(cs[2].client.session, server.http_url, upload)
         await cs[2].wait_for(lambda ms: any(isinstance(m.content, GroupUpdate) for m in ms),
                              gid, T)  # fmt: skip
         await cs[2].wait_sent(await cs[2].send_attachment(gid, ptr, caption), T)
@@ -59,7 +57,10 @@ async def test_e2e_server_never_sees_content(fresh_server: ServerProcess, tmp_pa
                 elif isinstance(m.content, GroupUpdate):
                     seen.add(m.content.name)
         seen.update(await cs[1].texts(direct))
-        markers = [text, caption, fname, gname, dtext]
+        got = await attachments.fetch_blob(cs[1].client.session, server.http_url, gid, ptr)
+        assert got == upload.read_bytes(), "a member downloads the file byte-identical"
+        seen.add(got.decode().splitlines()[0])
+        markers = [text, caption, fname, gname, dtext, fbody]
         assert set(markers) <= seen, "the clients must show every marker decrypted"
     finally:
         for c in cs:
