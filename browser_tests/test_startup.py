@@ -38,7 +38,8 @@ def test_a_fetch_that_fails_once_is_retried(context: BrowserContext, base_url: s
     page.wait_for_selector(
         "body[data-python=ready], body[data-python=failed]", timeout=PYTHON_READY_TIMEOUT_MS
     )
-    assert page.evaluate("document.body.dataset.python") == "ready"
+    state = page.evaluate("document.body.dataset.python")
+    assert state == "ready", (page.evaluate("window.parleyBoot.error"), seen)
     assert len(seen) >= 3, seen  # it failed, then it was fetched again
     assert page.evaluate("window.parleyBoot.retries") >= 1
     assert page.evaluate("window.parleyBoot.error") is None
