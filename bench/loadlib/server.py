@@ -61,7 +61,16 @@ class ServerUnderTest:
         self.port = free_port()
         self.http_url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(self._tmp.name) / "server.log"
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # A load test is one host opening thousands of sockets and accounts: lift the per-IP
+        # abuse limits (registration, logins, unauthenticated connections) for it.
+        self.env = {
+            "PARLEY_REGISTER_IP_LIMIT": "10000000",
+            "PARLEY_LOGIN_IP_LIMIT": "10000000",
+            "PARLEY_LOOKUP_LIMIT": "10000000",
+            "PARLEY_UNAUTH_CONNS_PER_IP": "0",
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+        }
         entry = ["-m", "parley_client.cli.main"]
         if tracemalloc_out is not None:
             entry = [str(Path(__file__).with_name("memprobe.py"))]

@@ -24,7 +24,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-TEST_DEFAULTS = {"PARLEY_REGISTER_IP_LIMIT": "100000", "PARLEY_LOOKUP_LIMIT": "100000"}
+TEST_DEFAULTS = {
+    "PARLEY_REGISTER_IP_LIMIT": "100000",
+    "PARLEY_LOOKUP_LIMIT": "100000",
+    "PARLEY_UNAUTH_CONNS_PER_IP": "4096",  # reconnect storms and benches open many at once
+}
 
 
 class ServerProcess:
@@ -40,8 +44,8 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra_args = list(extra_args)
-        # The suite registers hundreds of users from 127.0.0.1: lift the per-IP registration
-        # and lookup throttles unless a test sets them (tests of the throttles do).
+        # The suite registers hundreds of users and opens many sockets from 127.0.0.1: lift the
+        # per-IP throttles unless a test sets them (tests of the throttles do).
         self.env = {**TEST_DEFAULTS, **(env or {})}  # extra PARLEY_* settings for this server
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
