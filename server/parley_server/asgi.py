@@ -111,7 +111,7 @@ def create_app(
             *blob_routes(),
             *web_routes(),
         ],
-        lifespan=[lifespan, operations_lifespan(parley, hub), blobs_lifespan(parley)],
+        lifespan=[lifespan, blobs_lifespan(parley), operations_lifespan(parley, hub)],
         middleware=[request_id_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[describe_api],  # error responses, security, strict bodies

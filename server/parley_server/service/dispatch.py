@@ -51,12 +51,12 @@ class Dispatcher:
         self.accounts.visible_user = self.social.visible_user
         self.recalls = Recalls(services, self.conversations, self.social_store)
         self.typing = TypingRelay(services, self.conversations)
+        self.attachments = make_attachments(services)
+        self.messages.attachments = self.attachments
         self.operators = Operators(
             services, admin_store_of(services.stores), conversations=self.conversations
         )
         self.accounts.operators = self.operators
-        self.attachments = make_attachments(services)
-        self.messages.attachments = self.attachments
         c = self.conversations
         so = self.social
         self._table: dict[type[msgspec.Struct], Handler] = {
