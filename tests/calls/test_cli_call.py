@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli_client import cli, new_user
+from tests.integration.client.test_cli_client import cli, new_user
 from tests.support.server import ServerProcess
 
 pytest.importorskip("aiortc")

@@ -3,7 +3,7 @@ against a real S3 server (Ceph RGW on loopback, which checks SigV4 like MinIO do
 
 An upload URL is bound to one key, the exact size and the SHA-256: the store itself refuses one
 byte more, one byte less or one byte changed, and stores nothing. Expired or tampered URLs are
-refused. (Commit checks and GC are service-level: tests/integration/test_attachments.py.)
+refused. (Commit checks and GC are service-level: tests/integration/conversations/test_attachments.py.)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The KeyDirectory contract: every engine must pass every test here (see ``KEYDIR_ENGINES``).
 
 Engines hold only public keys, signed lists and sealed blobs, so plain random bytes stand in
-for keys here; real signatures are exercised by tests/integration/test_keys_api.py.
+for keys here; real signatures are exercised by tests/integration/e2ee/test_keys_api.py.
 """
 
 from __future__ import annotations

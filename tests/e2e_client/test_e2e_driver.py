@@ -4,7 +4,7 @@ and SPK rotation (also with no message arriving: the driver's own timer), the ke
 backoff, the re-scan of entries stored but never handled, and encrypted to-device contents
 for other features. The key directory and the server are in-memory fakes
 (``driver_support``); the crypto is real. Integration tests run the same driver against the
-real server (``tests/integration/test_e2e_*.py``)."""
+real server (``tests/integration/e2ee/``)."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ OPS_ENV = {
     "PARLEY_REGISTER_IP_LIMIT": "1000",
 }
 WAIT_S = 20.0
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def admin(

@@ -13,7 +13,7 @@ import pytest
 from minio import Minio
 
 from tests.conftest import OPEN_DIRECT
-from tests.integration.test_cli_client import cli, new_user, parley
+from tests.integration.client.test_cli_client import cli, new_user, parley
 from tests.support.rgw import ACCESS_KEY, REGION, SECRET_KEY, Rgw, rgw, s3_env  # noqa: F401
 from tests.support.server import ServerProcess
 

@@ -1,0 +1,1 @@
+"""The CPython client, its local store and the CLI, against the real server."""

@@ -1,0 +1,1 @@
+"""Conversations, their authorization, messages and attachments, over the real server."""

@@ -1,0 +1,1 @@
+"""End-to-end encryption through the real server: keys, linking, history, blindness."""

@@ -1,0 +1,1 @@
+"""The WebSocket gateway under bad input."""

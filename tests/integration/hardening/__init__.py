@@ -1,0 +1,1 @@
+"""Abuse controls and hostile input, against the real server."""

@@ -1,0 +1,1 @@
+"""Running the server: CLI, logs, admin, metrics, backups, scale-out."""

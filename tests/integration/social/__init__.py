@@ -1,0 +1,1 @@
+"""Contacts, requests, blocks and social messaging features, over the real server."""
