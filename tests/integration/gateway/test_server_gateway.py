@@ -200,6 +200,7 @@ async def test_sigterm_says_bye_then_1001_and_keeps_data(fresh_server: ServerPro
 async def test_slow_consumer_closes_4009_and_resyncs(tmp_path: Path) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PARLEY_SEND_QUEUE_MAX", "4")
+        mp.setenv("PARLEY_GROUP_DIRECT_ADD", "anyone")  # strangers in one group, no invitation
         srv = ServerProcess(tmp_path / "data")
         srv.start()
     try:

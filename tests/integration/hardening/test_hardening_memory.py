@@ -33,7 +33,8 @@ def rss_kib(pid: int) -> int:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path_factory.mktemp("mem") / "data")
+    env = {"PARLEY_GROUP_DIRECT_ADD": "anyone"}  # strangers in one group, no invitation
+    server = ServerProcess(tmp_path_factory.mktemp("mem") / "data", env=env)
     server.start()
     yield server
     server.stop()
