@@ -105,7 +105,3 @@ class Dispatcher:
 
     async def dispatch(self, session: Session, op: ops.Op, origin: Subscriber | None) -> Result:
         return await self._table[type(op)](session, op, origin)
-
-
-App = Dispatcher
-"""Transitional alias, for code written before the rename; use ``Dispatcher``."""
