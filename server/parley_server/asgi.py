@@ -17,7 +17,7 @@ from parley_server.api.errors import EXCEPTION_HANDLERS
 from parley_server.api.health import healthz
 from parley_server.api.keys import KeyController, make_keys
 from parley_server.api.openapi import complete_allow_header, describe_api
-from parley_server.api.operations import operations_lifespan, readyz, request_id_middleware
+from parley_server.api.operations import operations_lifespan, readyz
 from parley_server.api.provisioning import ProvisioningController, make_provisioning
 from parley_server.api.turn import TurnService, turn_credentials
 from parley_server.config import Settings
@@ -112,7 +112,6 @@ def create_app(
             *web_routes(),
         ],
         lifespan=[lifespan, blobs_lifespan(parley), operations_lifespan(parley, hub)],
-        middleware=[request_id_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[describe_api],  # error responses, security, strict bodies
         before_send=[complete_allow_header],

@@ -17,6 +17,7 @@ from types import FrameType
 import uvicorn
 
 from parley_server import metrics
+from parley_server.api.operations import request_id_middleware
 from parley_server.asgi import create_app
 from parley_server.config import Settings
 from parley_server.gateway.admission import ADMISSION
@@ -80,7 +81,10 @@ def build_server(settings: Settings) -> ParleyServer:
     hub = Hub()
     app = create_app(settings, hub=hub)
     config = uvicorn.Config(
-        app,
+        # Request ids wrap the ASGI app from outside Litestar: as a Litestar middleware, every
+        # WebSocket kept two more frames (its middleware and exception layers) for its life.
+        request_id_middleware(app),
+        interface="asgi3",  # the wrapper is a plain function returning an awaitable
         host=settings.host,
         port=settings.port,
         ws=LeanWebSocketProtocol,  # uvicorn's websockets-sansio, slimmed (gateway/wsprotocol.py)

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -59,15 +59,21 @@ def _incoming_id(scope: Scope) -> str | None:
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """Bind ``request_id`` for the logs of one HTTP request and echo it in ``X-Request-ID``.
 
+    It wraps the whole ASGI app (runner.py), outside Litestar's middleware stack.
+
     WebSocket sessions are left alone: a binding held for a socket's whole life costs about
     1 KiB per idle connection (measured with ``bench/load.py idle``), and the gateway's log
     lines already name their connection.
     """
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+    def middleware(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: a WebSocket gets the app's own awaitable, with no extra frame
+        # of ours kept alive for the socket's life.
         if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
+            return app(scope, receive, send)
+        return _with_request_id(scope, receive, send)
+
+    async def _with_request_id(scope: Scope, receive: Receive, send: Send) -> None:
         rid = _incoming_id(scope) or secrets.token_hex(8)
         header = (b"x-request-id", rid.encode())
 
