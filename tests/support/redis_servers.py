@@ -35,9 +35,12 @@ def _port_free(port: int) -> bool:
 
 
 def free_ports(n: int, bus: bool = False) -> list[int]:
-    """``n`` consecutive free ports (and their cluster bus ports, +10000, when ``bus``)."""
+    """``n`` consecutive free ports (and their cluster bus ports, +10000, when ``bus``).
+
+    All of them below 32768, Linux's first ephemeral port: an outgoing connection of any
+    process may otherwise take a bus port between this check and the server's start."""
     for _ in range(200):
-        base = random.randint(21000, 29000)
+        base = random.randint(12000, 22000)
         ports = list(range(base, base + n))
         if all(_port_free(p) and (not bus or _port_free(p + 10000)) for p in ports):
             return ports
@@ -104,7 +107,15 @@ class RedisServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_for(lambda: cli(self.port, "ping") == "PONG", timeout, f"redis on {self.port}")
+        proc = self.proc
+
+        def up() -> bool:
+            if proc.poll() is not None:  # it exited (a port taken after all): say why, now
+                tail = (self.dir / "redis.log").read_text(errors="replace")[-600:]
+                raise RuntimeError(f"redis-server on {self.port} exited: {tail}")
+            return cli(self.port, "ping") == "PONG"
+
+        wait_for(up, timeout, f"redis on {self.port}")
 
     def kill(self) -> None:
         """SIGKILL (a crash)."""
