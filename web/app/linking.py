@@ -122,46 +122,69 @@ async def accept(ui: Ui, code: str) -> None:
 
 
 class LinkSettings:
-    """Settings: "Link a new device" (paste its code, compare the check code, confirm)."""
+    """Settings: "Link a new device" (paste its code, compare the check code, confirm).
+
+    The settings pane is rebuilt whenever something changes (the device list arrives a moment
+    after the tab opens), so the section's state (the status line, a code waiting for its
+    confirmation) lives here and every rebuild shows it again; the field keeps what was pasted.
+    """
 
     def __init__(self, ui: Ui) -> None:
         self.ui = ui
+        self._status: tuple[str, bool] | None = None  # (text, is an error)
+        self._confirming: str | None = None  # the code whose check code is shown
 
-    def section(self) -> Any:
+    def section(self, draft: str = "") -> Any:
+        """The section; ``draft`` is what the link field held before the pane was rebuilt."""
         box = dom.h("div", "", id="link-settings")
         box.appendChild(dom.h("h3", "", t("link.title")))
         box.appendChild(dom.h("p", "muted", t("link.how")))
-        box.appendChild(
-            dom.h("input", "", id="link-input", placeholder=t("link.paste"), autocomplete="off")
-        )
+        field = dom.h("input", "", id="link-input", placeholder=t("link.paste"), autocomplete="off")
+        field.value = draft
+        box.appendChild(field)
         box.appendChild(dom.h("button", "small", t("link.check"), type="button", data_link="1"))
-        box.appendChild(dom.h("p", "message", id="link-message", role="status"))
+        msg = dom.h("p", "message", id="link-message", role="status")
+        if self._status is not None:
+            msg.textContent = self._status[0]
+            msg.classList.toggle("error", self._status[1])
+        box.appendChild(msg)
+        if self._confirming is not None:
+            box.appendChild(self._confirm_button(self._confirming))
         return box
 
+    @staticmethod
+    def _confirm_button(code: str) -> Any:
+        confirm = dom.h("button", "small", t("link.confirm"), type="button", id="link-confirm")
+        confirm.setAttribute("data-link-yes", code)
+        return confirm
+
     def _say(self, text: str, error: bool = False) -> None:
+        self._status = (text, error)
         msg = dom.el("link-message")
-        msg.textContent = text
-        msg.classList.toggle("error", error)
+        if msg:
+            msg.textContent = text
+            msg.classList.toggle("error", error)
 
     def click(self, event: Any) -> bool:
         target = event.target
         if dom.data(target, "link") is not None:
             code = str(dom.el("link-input").value).strip()
+            old = dom.el("link-confirm")
+            if old:
+                old.remove()
+            self._confirming = None
             try:
                 check = check_code(code)
             except Exception:
                 self._say(t("link.bad_code"), True)
                 return True
             self._say(t("link.compare", code=check))
-            old = dom.el("link-confirm")
-            if old:
-                old.remove()
-            confirm = dom.h("button", "small", t("link.confirm"), type="button", id="link-confirm")
-            confirm.setAttribute("data-link-yes", code)
-            dom.el("link-settings").appendChild(confirm)
+            self._confirming = code
+            dom.el("link-settings").appendChild(self._confirm_button(code))
             return True
         if (confirmed := dom.data(target, "link-yes")) is not None:
             target.remove()
+            self._confirming = None
             self.ui.spawn(self._accept(confirmed))
             return True
         return False
@@ -174,4 +197,6 @@ class LinkSettings:
             self._say(self.ui.error_text(exc), True)
             return
         self._say(t("link.sent"))
-        dom.el("link-input").value = ""
+        field = dom.el("link-input")
+        if field:
+            field.value = ""

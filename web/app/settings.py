@@ -64,6 +64,10 @@ class Settings:
 
     def render(self) -> None:
         p = self.pane
+        # The pane is rebuilt whenever something changes (the device list arrives a moment
+        # after the tab opens): a link code already pasted must survive that.
+        field = dom.el("link-input")
+        link_draft = str(field.value) if field else ""
         dom.clear(p)
         m = self.ui.m
         p.appendChild(dom.h("h3", "", t("settings.account")))
@@ -110,7 +114,7 @@ class Settings:
             dom.h("button", "small secondary", t("settings.backup_create"), data_backup="1")
         )
         if m.ready:  # only a device holding the account key can link another
-            p.appendChild(self.ui.recovery.link.section())
+            p.appendChild(self.ui.recovery.link.section(link_draft))
 
         p.appendChild(dom.h("h3", "", t("settings.devices")))
         ul = dom.h("ul", "plain", id="device-list")
