@@ -129,6 +129,9 @@ class Recovery:
         conv = dom.el("conversation")
         conv.insertBefore(box, conv.firstChild)
         self.box = box
+        # The offer lives in the conversation pane: on a phone (one pane at a time) show that
+        # pane, or a new device would see only its chat list of undecryptable messages.
+        self.ui.layout.show_chat()
         self._listeners = dom.Listeners()
         self._listeners.on(form, "submit", self._on_restore)
         self._listeners.on(dom.el("restore-skip"), "click", self._on_skip)
@@ -203,6 +206,7 @@ class Recovery:
             self._listeners.clear()
             self.box.remove()
             self.box = None
+            self.ui.layout.show_list()
 
     # --- sign-out --------------------------------------------------------------------------
     def sign_out_warning(self, devices: int) -> Any:
