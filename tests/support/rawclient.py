@@ -66,10 +66,16 @@ class RawClient:
         return await self.recv()
 
     async def send(self, frame: msgspec.Struct) -> None:
-        await self.ws.send(encode(frame))
+        await self.send_raw(encode(frame))
 
     async def send_raw(self, data: bytes | str) -> None:
-        await self.ws.send(data)
+        """Send one frame; a socket the server already closed raises ``Closed`` with its code,
+        as a read would (the close can land between a test's last read and its next send)."""
+        try:
+            await self.ws.send(data)
+        except ConnectionClosed as exc:
+            rcvd = exc.rcvd
+            raise Closed(rcvd.code if rcvd else None, rcvd.reason if rcvd else "") from None
 
     async def recv(self, timeout: float = TIMEOUT) -> ServerFrame:
         try:
