@@ -44,6 +44,8 @@ def test_python_ready_with_shared_package(
     )
     assert page.evaluate("window.parleyBoot.error") is None
     assert page.evaluate("document.body.dataset.python") == "ready"
+    # the interpreter came from the build's memory snapshot, not a cold start
+    assert page.evaluate("window.parleyBoot.snapshot") == "restored"
     probe = page.evaluate(
         """window.parleyBoot.pyodide.runPython(`
 import sys, msgspec, parley.protocol, parley.crypto.backend as b

@@ -93,3 +93,30 @@ def test_sign_up_before_python_is_ready_waits_and_goes_through(
     context.unroute("**/parley-app-*.zip")
     wait_online(page)
     expect(page.locator("#app")).to_be_visible()
+
+
+def test_a_snapshot_that_does_not_fit_starts_python_afresh(
+    context: BrowserContext, base_url: str
+) -> None:
+    """The build's memory snapshot is an optimisation, never a dependency: one that is damaged
+    (or made from another Pyodide build) is refused by Pyodide, and Python starts the slow way."""
+    served: list[str] = []
+
+    def damaged(route: Route) -> None:
+        served.append(route.request.url)
+        route.fulfill(body=b"\x00" * 4096, headers={"content-type": "application/octet-stream"})
+
+    context.route("**/python-snapshot-*.bin", damaged)
+    page = context.new_page()
+    page.goto(base_url + "/")
+    page.wait_for_selector(
+        "body[data-python=ready], body[data-python=failed]", timeout=PYTHON_READY_TIMEOUT_MS
+    )
+    assert served, "the snapshot was never requested"
+    assert page.evaluate("document.body.dataset.python") == "ready"
+    assert page.evaluate("window.parleyBoot.error") is None
+    assert page.evaluate("window.parleyBoot.snapshot") == "none"
+    page.fill("#username", unique_name("fresh"))
+    page.fill("#password", PASSWORD)
+    page.click("#register")
+    wait_online(page)  # and the app works on the freshly started interpreter

@@ -32,6 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))  # the sibling build modules below
+
+from import_order import import_order, zip_modules  # noqa: E402
+
 WEB = ROOT / "web"
 NODE_MODULES = WEB / "node_modules"
 DIST = WEB / "dist"
@@ -39,6 +43,7 @@ ASSETS = DIST / "assets"
 WHEELS = WEB / ".wheels"
 SHARED = ROOT / "shared" / "parley"
 APP = WEB / "app"
+SNAPSHOTS = WEB / ".snapshot"  # made once per Pyodide build (scripts/make_snapshot.mjs)
 NPM_STAMP = NODE_MODULES / ".parley-lock-sha256"
 
 PYODIDE_CORE = (
@@ -124,6 +129,35 @@ def pyodide_group(wheel: Path) -> Group:
     return group
 
 
+def python_snapshot() -> tuple[bytes, dict[str, bytes]]:
+    """A memory snapshot of the bare interpreter, made with Node from the very Pyodide files we
+    ship, and its compressed variants. Making one is not deterministic (heap addresses, hash
+    seed), so it is made once per Pyodide build and kept in web/.snapshot/: rebuilds then publish
+    the same bytes and hash. Its brotli is the slow kind (about 40 s, once): 4.1 MB on the wire
+    for every first visit, against 4.8 MB at the default level."""
+    src = NODE_MODULES / "pyodide"
+    key = sha256(b"".join((src / name).read_bytes() for name in PYODIDE_CORE))[:16]
+    cached = SNAPSHOTS / f"{key}.bin"
+    if not cached.exists():
+        log("making the Python memory snapshot (node scripts/make_snapshot.mjs)")
+        SNAPSHOTS.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.tmp{os.getpid()}")
+        script = ROOT / "scripts" / "make_snapshot.mjs"
+        subprocess.run(["node", str(script), str(src), str(tmp)], check=True)
+        tmp.replace(cached)
+        for old in SNAPSHOTS.iterdir():
+            if not old.name.startswith(key):
+                old.unlink()
+    data = cached.read_bytes()
+    variants = {".gz": gzip.compress(data, compresslevel=9, mtime=0)}
+    if _brotli is not None:
+        br = cached.with_name(cached.name + ".br")
+        if not br.exists():
+            write_atomic(br, _brotli.compress(data, quality=11, lgwin=24))
+        variants[".br"] = br.read_bytes()
+    return data, variants
+
+
 def pyscript_group() -> Group:
     src = NODE_MODULES / "@pyscript" / "core" / "dist"
     files = {p.name: p.read_bytes() for p in sorted(src.iterdir()) if p.is_file()}
@@ -145,11 +179,13 @@ def sodium_group() -> Group:
     )
 
 
-def python_zip() -> bytes:
-    """The shared ``parley`` package (minus the PyNaCl backend) and the web ``app`` package.
+# What boot.js imports, module by module, before it calls ``app.main.start()``: the contract,
+# the libsodium.js backend (imported by name: nothing imports it statically) and the app.
+STARTUP_ROOTS = ["parley.protocol", "parley.crypto.backend", "app.main"]
 
-    Deterministic (sorted names, fixed timestamps) so unchanged sources give the same hash.
-    """
+
+def python_zip_members() -> list[tuple[str, Path]]:
+    """The shared ``parley`` package (minus the PyNaCl backend) and the web ``app`` package."""
     members: list[tuple[str, Path]] = []
     for path in sorted(SHARED.rglob("*")):
         rel = path.relative_to(SHARED)
@@ -165,6 +201,17 @@ def python_zip() -> bytes:
     for path in sorted(Path(segno.__file__).parent.glob("*.py")):
         if path.name != "cli.py":
             members.append((f"segno/{path.name}", path))
+    return members
+
+
+def startup_modules(members: list[tuple[str, Path]]) -> list[str]:
+    """The app's modules in the order boot.js imports them (scripts/import_order.py)."""
+    sources = zip_modules([(arc, path.read_text()) for arc, path in members])
+    return import_order(sources, STARTUP_ROOTS)
+
+
+def python_zip(members: list[tuple[str, Path]]) -> bytes:
+    """Deterministic (sorted names, fixed timestamps) so unchanged sources give the same hash."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         for arcname, path in members:
@@ -216,12 +263,12 @@ def publish_group(group: Group) -> str:
     return dirname
 
 
-def publish_file(stem: str, ext: str, data: bytes) -> str:
+def publish_file(stem: str, ext: str, data: bytes, variants: dict[str, bytes] | None = None) -> str:
     """Write assets/<stem>-<hash><ext> (plus compressed variants) unless present."""
     name = f"{stem}-{sha256(data)[:12]}{ext}"
     target = ASSETS / name
     if not target.exists():
-        for suffix, body in compressed_variants(data).items():
+        for suffix, body in (compressed_variants(data) if variants is None else variants).items():
             write_atomic(ASSETS / (name + suffix), body)
         write_atomic(target, data)
         log(f"{name} written")
@@ -247,7 +294,9 @@ def build() -> dict[str, object]:
     py_dir = publish_group(pyodide_group(wheel))
     sodium_dir = publish_group(sodium_group())
     pyscript_dir = publish_group(pyscript_group())
-    app_zip = publish_file("parley-app", ".zip", python_zip())
+    members = python_zip_members()
+    app_zip = publish_file("parley-app", ".zip", python_zip(members))
+    snapshot = publish_file("python-snapshot", ".bin", *python_snapshot())
     boot_js = publish_file("boot", ".js", (WEB / "boot.js").read_bytes())
     style_css = publish_file("style", ".css", (WEB / "style.css").read_bytes())
 
@@ -264,6 +313,7 @@ def build() -> dict[str, object]:
         "libsodium-sumo.mjs": f"{url}{sodium_dir}/libsodium-sumo.mjs",
         "pyscript/": f"{url}{pyscript_dir}/",
         "app.zip": f"{url}{app_zip}",
+        "python-snapshot.bin": f"{url}{snapshot}",
         "boot.js": f"{url}{boot_js}",
         "style.css": f"{url}{style_css}",
     }
@@ -275,6 +325,8 @@ def build() -> dict[str, object]:
         "pyodideModule": assets["pyodide.mjs"],
         "sodium": assets["sodium.mjs"],
         "app": assets["app.zip"],
+        "snapshot": assets["python-snapshot.bin"],
+        "modules": startup_modules(members),
         "sw": "/sw.js",
     }
     shell = render(
@@ -291,6 +343,7 @@ def build() -> dict[str, object]:
             "sodium": assets["sodium.mjs"],
             "libsodium": assets["libsodium-sumo.mjs"],
             "app_zip": assets["app.zip"],
+            "snapshot": assets["python-snapshot.bin"],
             "config": json.dumps(boot_config).replace("</", "<\\/"),
         },
     )
@@ -302,7 +355,7 @@ def build() -> dict[str, object]:
     write_atomic(DIST / "index.html", shell.encode())
     write_atomic(DIST / "sw.js", sw.encode())
     write_atomic(DIST / "manifest.json", json.dumps(manifest, indent=2).encode() + b"\n")
-    prune({py_dir, sodium_dir, pyscript_dir, app_zip, boot_js, style_css})
+    prune({py_dir, sodium_dir, pyscript_dir, app_zip, snapshot, boot_js, style_css})
     total = sum(p.stat().st_size for p in ASSETS.rglob("*") if p.is_file())
     log(
         f"done in {time.monotonic() - started:.1f} s: version {version}, {total / 1e6:.1f} MB in {ASSETS}"

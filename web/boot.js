@@ -125,32 +125,19 @@ async function fetchBytes(url) {
   });
 }
 
-// A memory snapshot of the freshly started interpreter (taken before any JS object is handed to
-// Python) skips interpreter start and stdlib import on the next load; it is kept in Cache Storage
-// per Pyodide build (its hashed directory), since only the same pyodide.asm.wasm can restore it.
-const SNAPSHOT_CACHE = `parley-snapshot-${config.pyodide.split("/").filter(Boolean).pop()}`;
-const SNAPSHOT_KEY = "/__parley/python-snapshot";
-
+// A memory snapshot of the freshly started interpreter, made at build time from the very
+// pyodide.asm.wasm we ship (scripts/make_snapshot.mjs) and served as a hashed immutable asset:
+// restoring it is about 0.3 s of main-thread work, where starting the interpreter is one task of
+// 1.9-3.8 s that freezes the page. Without it (a failed download, a damaged or foreign
+// snapshot) Python starts afresh: slower, never broken.
 async function readSnapshot() {
+  if (!config.snapshot) return null;
   try {
-    if (!("caches" in self)) return null;
-    const hit = await caches.match(SNAPSHOT_KEY, { cacheName: SNAPSHOT_CACHE });
-    return hit ? new Uint8Array(await hit.arrayBuffer()) : null;
+    return new Uint8Array(await fetchBytes(config.snapshot));
   } catch (err) {
-    console.warn("snapshot read:", err);
+    console.warn("snapshot download failed, starting without it:", err);
     return null;
   }
-}
-
-function writeSnapshot(bytes) {
-  if (!("caches" in self)) return;
-  boot.snapshotSaved = (async () => {
-    const names = await caches.keys();
-    await Promise.all(names.filter((n) => n.startsWith("parley-snapshot-") && n !== SNAPSHOT_CACHE).map((n) => caches.delete(n)));
-    const cache = await caches.open(SNAPSHOT_CACHE);
-    await cache.put(SNAPSHOT_KEY, new Response(bytes, { headers: { "Content-Type": "application/octet-stream" } }));
-    return true;
-  })().catch((err) => { console.warn("snapshot write:", err); return false; });
 }
 
 async function start() {
@@ -167,28 +154,26 @@ async function start() {
   // Absolute URLs: Pyodide resolves packages against packageBaseUrl (else it falls back to a CDN).
   const base = new URL(config.pyodide, location.href).href;
   const options = { indexURL: base, packageBaseUrl: base };
-  let saved = await snapshot;
-  let pyodide;
+  const saved = await snapshot;
+  let pyodide = null;
   if (saved) {
     try {
       pyodide = await loadPyodide({ ...options, _loadSnapshot: saved });
-    } catch (err) {  // a stale or damaged snapshot must never brick the client
+    } catch (err) {  // a snapshot that does not fit this runtime must never brick the client
       console.warn("snapshot restore failed, starting fresh:", err);
-      await caches.delete(SNAPSHOT_CACHE).catch(() => {});
-      saved = null;
     }
   }
   // loadPyodide fetches the wasm, the stdlib and the lock itself: a failure there is a fresh
   // start again, with backoff.
-  if (!saved) pyodide = await withRetry("python runtime", () => loadPyodide({ ...options, _makeSnapshot: true }));
+  boot.snapshot = pyodide ? "restored" : "none";
+  if (!pyodide) pyodide = await withRetry("python runtime", () => loadPyodide(options));
   mark("pyodide");
-  boot.snapshot = saved ? "loaded" : "made";
-  if (!saved) {
-    writeSnapshot(pyodide.makeMemorySnapshot());
-    // Snapshot mode hands Python a recording proxy of globalThis as `js`, whose DOM getters
-    // fail ("Illegal invocation"): give this session the real globals.
+  if (saved) {
+    // A restored snapshot hands Python a recording proxy of the snapshot maker's globalThis as
+    // `js`, whose DOM getters fail ("Illegal invocation"): give this session the real globals.
+    // Every page restores the same snapshot, hence the same `random` state: reseed it.
     pyodide.registerJsModule("js", globalThis);
-    pyodide.runPython("import sys; sys.modules.pop('js', None)");
+    pyodide.runPython("import sys, random; sys.modules.pop('js', None); random.seed()");
   }
   progress(70, "Loading packages…");
   // loadPackage only logs a failed download: the import in Python below is the real check.
@@ -203,16 +188,37 @@ async function start() {
   await msgspec;
   mark("packages");
   progress(90, "Starting…");
-  await pyodide.runPythonAsync(`
-import sys
-sys.path.insert(0, "/home/pyodide/parley-app")
-import msgspec
-from app import main
-await main.start()
-`);
+  pyodide.runPython(`import sys; sys.path.insert(0, "/home/pyodide/parley-app")`);
+  await importInSlices(pyodide, config.modules || []);
+  mark("imported");
+  await pyodide.runPythonAsync("from app import main\nawait main.start()");
   mark("ready");
   boot.pyodide = pyodide;
   registerServiceWorker();
+}
+
+// Importing the whole app at once is one main-thread task of 200-450 ms that ignores input.
+// The build lists its modules dependencies-first (scripts/import_order.py): import them one at a
+// time and give the browser the thread back whenever a slice has run SLICE_MS.
+const SLICE_MS = 40;
+const yieldToBrowser = () =>
+  globalThis.scheduler && scheduler.yield ? scheduler.yield() : new Promise((resolve) => setTimeout(resolve, 0));
+
+async function importInSlices(pyodide, modules) {
+  // (a wrapper that returns None: a returned module would be a PyProxy to destroy)
+  const importOne = pyodide.runPython("import importlib\ndef _import(name): importlib.import_module(name)\n_import");
+  try {
+    let slice = performance.now();
+    for (const name of modules) {
+      importOne(name);
+      if (performance.now() - slice > SLICE_MS) {
+        await yieldToBrowser();
+        slice = performance.now();
+      }
+    }
+  } finally {
+    importOne.destroy();
+  }
 }
 
 function registerServiceWorker() {

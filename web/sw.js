@@ -16,7 +16,10 @@ self.addEventListener("activate", (event) => {
   event.waitUntil(
     caches.keys()
       .then((keys) => Promise.all(
-        keys.filter((k) => k.startsWith("parley-assets-") && k !== CACHE).map((k) => caches.delete(k)),
+        // older builds' assets, and the per-device snapshots that builds before the shipped
+        // snapshot kept (31 MB each)
+        keys.filter((k) => (k.startsWith("parley-assets-") && k !== CACHE) || k.startsWith("parley-snapshot-"))
+          .map((k) => caches.delete(k)),
       ))
       .then(() => self.clients.claim()),
   );
