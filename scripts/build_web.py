@@ -52,8 +52,6 @@ PYODIDE_CORE = (
     "pyodide.asm.wasm",
     "python_stdlib.zip",
 )
-# Files the page itself never loads are still shipped (PyScript is kept available for the UI),
-# but only the ones in PRECACHE groups go into the service worker's precache list.
 COMPRESS_MIN = 1024
 ZIP_EPOCH = (2020, 1, 1, 0, 0, 0)
 
@@ -156,12 +154,6 @@ def python_snapshot() -> tuple[bytes, dict[str, bytes]]:
             write_atomic(br, _brotli.compress(data, quality=11, lgwin=24))
         variants[".br"] = br.read_bytes()
     return data, variants
-
-
-def pyscript_group() -> Group:
-    src = NODE_MODULES / "@pyscript" / "core" / "dist"
-    files = {p.name: p.read_bytes() for p in sorted(src.iterdir()) if p.is_file()}
-    return Group("pyscript", {k: v for k, v in files.items() if not k.endswith(".map")})
 
 
 def sodium_group() -> Group:
@@ -293,7 +285,6 @@ def build() -> dict[str, object]:
 
     py_dir = publish_group(pyodide_group(wheel))
     sodium_dir = publish_group(sodium_group())
-    pyscript_dir = publish_group(pyscript_group())
     members = python_zip_members()
     app_zip = publish_file("parley-app", ".zip", python_zip(members))
     snapshot = publish_file("python-snapshot", ".bin", *python_snapshot())
@@ -311,7 +302,6 @@ def build() -> dict[str, object]:
         "msgspec.whl": f"{url}{py_dir}/{wheel.name}",
         "sodium.mjs": f"{url}{sodium_dir}/libsodium-wrappers.mjs",
         "libsodium-sumo.mjs": f"{url}{sodium_dir}/libsodium-sumo.mjs",
-        "pyscript/": f"{url}{pyscript_dir}/",
         "app.zip": f"{url}{app_zip}",
         "python-snapshot.bin": f"{url}{snapshot}",
         "boot.js": f"{url}{boot_js}",
@@ -355,7 +345,7 @@ def build() -> dict[str, object]:
     write_atomic(DIST / "index.html", shell.encode())
     write_atomic(DIST / "sw.js", sw.encode())
     write_atomic(DIST / "manifest.json", json.dumps(manifest, indent=2).encode() + b"\n")
-    prune({py_dir, sodium_dir, pyscript_dir, app_zip, snapshot, boot_js, style_css})
+    prune({py_dir, sodium_dir, app_zip, snapshot, boot_js, style_css})
     total = sum(p.stat().st_size for p in ASSETS.rglob("*") if p.is_file())
     log(
         f"done in {time.monotonic() - started:.1f} s: version {version}, {total / 1e6:.1f} MB in {ASSETS}"
