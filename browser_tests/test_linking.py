@@ -79,3 +79,26 @@ def test_link_a_second_browser_from_the_first(contexts: Contexts, base_url: str)
     expect_message(nia2, "said before the second browser")
     send(nia2, "from the linked browser")
     expect_message(oli, "from the linked browser")
+
+
+def test_a_settings_rebuild_keeps_the_field_being_typed_in(
+    contexts: Contexts, base_url: str
+) -> None:
+    """The settings pane is rebuilt when the device list arrives; a rebuild that lands between
+    focusing the link field and typing into it must not swallow the text (this test made the
+    race certain: it rebuilds the pane right after the focus)."""
+    page = sign_up(contexts.new(), base_url, unique_name("ray"))
+    page.click("#recovery-ok")
+    page.click("#tab-settings")
+    expect(page.locator("#e2e-state")).to_have_attribute("data-ready", "1")
+    field = page.locator("#link-input")
+    field.click()
+    field.press_sequentially("imlink:1:ab")
+    before = field.element_handle()
+    page.evaluate(
+        "window.parleyBoot.pyodide.runPython('from app import main; main.ui.settings.render()')"
+    )
+    assert before.evaluate("node => node.isConnected") is False  # the field was rebuilt...
+    page.keyboard.insert_text("cd")
+    expect(field).to_have_value("imlink:1:abcd")  # ...and kept both the draft and the caret
+    assert page.evaluate("document.activeElement.id") == "link-input"

@@ -7,7 +7,8 @@ that part is rebuilt (``clear``), so re-rendering never leaks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import js  # type: ignore[import-not-found]
@@ -62,3 +63,35 @@ def data(node: Any, name: str) -> str | None:
         return None
     attr = f"data-{name}"
     return str(node.getAttribute(attr)) if node.hasAttribute(attr) else None
+
+
+@contextmanager
+def keeping_focus() -> Iterator[None]:
+    """Rebuild part of the page without taking the caret away from the user.
+
+    A field that had the focus (and an id) before the rebuild gets it back afterwards, in the
+    element that now has that id, with its selection. Otherwise text typed between a rebuild and
+    the next keystroke would go nowhere: typing is focus, then keys, and a rebuild can land in
+    between (a browser test lost a pasted link code that way).
+    """
+    active = js.document.activeElement
+    focus_id = str(active.id) if active is not None and getattr(active, "id", "") else ""
+    selection: tuple[int, int] | None = None
+    if focus_id:
+        try:
+            start, end = active.selectionStart, active.selectionEnd
+            if start is not None and end is not None:
+                selection = (int(start), int(end))
+        except Exception:  # selection is not defined for every kind of input
+            selection = None
+    yield
+    if not focus_id:
+        return
+    node = js.document.getElementById(focus_id)
+    now = js.document.activeElement
+    if node is None or (now is not None and str(getattr(now, "id", "") or "") == focus_id):
+        return
+    node.focus()
+    if selection is not None and getattr(node, "setSelectionRange", None) is not None:
+        with suppress(Exception):
+            node.setSelectionRange(*selection)

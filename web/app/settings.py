@@ -63,9 +63,14 @@ class Settings:
         self.render()
 
     def render(self) -> None:
-        p = self.pane
         # The pane is rebuilt whenever something changes (the device list arrives a moment
-        # after the tab opens): a link code already pasted must survive that.
+        # after the tab opens): a link code already pasted, and the caret of a field being
+        # typed in, must survive that.
+        with dom.keeping_focus():
+            self._build()
+
+    def _build(self) -> None:
+        p = self.pane
         field = dom.el("link-input")
         link_draft = str(field.value) if field else ""
         dom.clear(p)
