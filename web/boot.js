@@ -176,17 +176,25 @@ async function start() {
     pyodide.runPython("import sys, random; sys.modules.pop('js', None); random.seed()");
   }
   progress(70, "Loading packages…");
+  // Each step below is CPU on the main thread; awaiting a promise that is already settled does
+  // not give the thread back (it runs on as a microtask), so the steps yield between them
+  // explicitly and none grows into a long task.
+  await yieldToBrowser();
   // loadPackage only logs a failed download: the import in Python below is the real check.
   // ...so the package is loaded (and retried) until msgspec really imports.
   const msgspec = withRetry("msgspec", async () => {
     await pyodide.loadPackage("msgspec", { messageCallback: () => {}, checkIntegrity: true });
+    await yieldToBrowser();
     pyodide.runPython("import msgspec");
   });
   pyodide.registerJsModule("sodium", await sodium);
   pyodide.registerJsModule("parley_glue", glue);
-  pyodide.unpackArchive(await appZip, "zip", { extractDir: "/home/pyodide/parley-app" });
+  const archive = await appZip;
+  await yieldToBrowser();
+  pyodide.unpackArchive(archive, "zip", { extractDir: "/home/pyodide/parley-app" });
   await msgspec;
   mark("packages");
+  await yieldToBrowser();
   progress(90, "Starting…");
   pyodide.runPython(`import sys; sys.path.insert(0, "/home/pyodide/parley-app")`);
   await importInSlices(pyodide, config.modules || []);
