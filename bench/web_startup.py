@@ -10,7 +10,7 @@ Runs headless Debian Chromium against the real server (started here on a loopbac
 "long tasks" are main-thread tasks over 50 ms until ready (a PerformanceObserver registered
 before any page script); "longest" is the longest of them: while it runs the page ignores input.
 "shell" is the first contentful paint (the login form), "ready" the moment Python has run
-``app.main.start()``, both from navigation start; "bytes" sums ``transferSize`` of the document
+``parley_web.main.start()``, both from navigation start; "bytes" sums ``transferSize`` of the document
 and every resource (compressed bytes on the wire, 0 for cache hits).
 
     .venv/bin/python scripts/build_web.py   # the assets first

@@ -37,8 +37,8 @@ from tests.support.server import ServerProcess  # noqa: E402
 TARGET_OPEN_MS = 150.0
 FILL = """
 import time
-from app import main
-from app.chats import Chat, Row, row_enc
+from parley_web import main
+from parley_web.chats import Chat, Row, row_enc
 m = main.ui.m
 now = int(time.time() * 1000)
 for k, n in ((b"\\x01" * 16, {n}), (b"\\x02" * 16, 3)):

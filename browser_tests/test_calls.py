@@ -295,7 +295,7 @@ def test_aiortc_peer_calls_a_browser(
 
 ACCEPT_LINK = """
 import json
-from app import main
+from parley_web import main
 from parley.client.e2e import identity
 from parley.crypto import provisioning
 from parley.crypto.b64 import b64e

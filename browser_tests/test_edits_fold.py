@@ -1,4 +1,4 @@
-"""The browser's folding of edits and reactions into their target row (web/app/edits.py), by
+"""The browser's folding of edits and reactions into their target row (web/parley_web/edits.py), by
 the protocol's rules; plain Python, no browser."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "web") not in sys.path:
     sys.path.insert(0, str(ROOT / "web"))
 
-from app.chats import Row, row_dec, row_enc  # noqa: E402
-from app.edits import EDIT, REACTION, fold  # noqa: E402
+from parley_web.chats import Row, row_dec, row_enc  # noqa: E402
+from parley_web.edits import EDIT, REACTION, fold  # noqa: E402
 
 from parley.client.message_state import MessageState  # noqa: E402
 

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _tables() -> tuple[dict[str, str], dict[str, str]]:
-    spec = importlib.util.spec_from_file_location("web_i18n", ROOT / "web" / "app" / "i18n.py")
+    spec = importlib.util.spec_from_file_location("web_i18n", ROOT / "web" / "parley_web" / "i18n.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -36,7 +36,7 @@ def test_every_key_the_ui_uses_exists() -> None:
 
     en, _ = _tables()
     used: set[str] = set()
-    app = [p for p in (ROOT / "web" / "app").glob("*.py") if p.name != "i18n.py"]
+    app = [p for p in (ROOT / "web" / "parley_web").glob("*.py") if p.name != "i18n.py"]
     for path in [*app, ROOT / "web" / "index.html"]:
         text = path.read_text()
         used |= set(re.findall(r'\bt\("([a-z_.]+)"', text))
@@ -47,7 +47,7 @@ def test_every_key_the_ui_uses_exists() -> None:
 
 def test_every_error_code_has_a_readable_translation() -> None:
     """Every stable error code the server can answer shows as a sentence in both languages
-    (``err.code.<code>``, used by app/error_text.py), never as the raw server message."""
+    (``err.code.<code>``, used by parley_web/error_text.py), never as the raw server message."""
     from parley.protocol.errors import ErrorCode
 
     en, zh = _tables()

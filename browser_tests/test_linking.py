@@ -96,7 +96,7 @@ def test_a_settings_rebuild_keeps_the_field_being_typed_in(
     field.press_sequentially("imlink:1:ab")
     before = field.element_handle()
     page.evaluate(
-        "window.parleyBoot.pyodide.runPython('from app import main; main.ui.settings.render()')"
+        "window.parleyBoot.pyodide.runPython('from parley_web import main; main.ui.settings.render()')"
     )
     assert before.evaluate("node => node.isConnected") is False  # the field was rebuilt...
     page.keyboard.insert_text("cd")

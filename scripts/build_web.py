@@ -42,7 +42,7 @@ DIST = WEB / "dist"
 ASSETS = DIST / "assets"
 WHEELS = WEB / ".wheels"
 SHARED = ROOT / "shared" / "parley"
-APP = WEB / "app"
+APP = WEB / "parley_web"
 SNAPSHOTS = WEB / ".snapshot"  # made once per Pyodide build (scripts/make_snapshot.mjs)
 NPM_STAMP = NODE_MODULES / ".parley-lock-sha256"
 
@@ -171,9 +171,9 @@ def sodium_group() -> Group:
     )
 
 
-# What boot.js imports, module by module, before it calls ``app.main.start()``: the contract,
+# What boot.js imports, module by module, before it calls ``parley_web.main.start()``: the contract,
 # the libsodium.js backend (imported by name: nothing imports it statically) and the app.
-STARTUP_ROOTS = ["parley.protocol", "parley.crypto.backend", "app.main"]
+STARTUP_ROOTS = ["parley.protocol", "parley.crypto.backend", "parley_web.main"]
 
 
 def python_zip_members() -> list[tuple[str, Path]]:
@@ -185,7 +185,7 @@ def python_zip_members() -> list[tuple[str, Path]]:
         if wanted and path.is_file() and "__pycache__" not in rel.parts:
             members.append((f"parley/{rel.as_posix()}", path))
     for path in sorted(APP.glob("*.py")):
-        members.append((f"app/{path.name}", path))
+        members.append((f"parley_web/{path.name}", path))
     # segno (pure Python, pinned in pyproject's server extra): the QR code of a device link
     # code; imported only when a link is shown
     import segno

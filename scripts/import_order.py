@@ -1,6 +1,6 @@
 """The order in which the browser imports the app's modules, computed at build time.
 
-Importing ``app.main`` in one go is one main-thread task of 200-450 ms (every module of the app
+Importing ``parley_web.main`` in one go is one main-thread task of 200-450 ms (every module of the app
 and of the shared package, compiled and run back to back), and the page ignores input meanwhile.
 boot.js instead imports the modules one at a time in this order and yields to the browser
 between slices, so no slice is long. The order is a depth-first post-order over each module's

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "docs" / "imv1.md"
-SCANNED = ("shared", "server", "client", "web/app", "tests", "bench", "browser_tests", "docs",
+SCANNED = ("shared", "server", "client", "web/parley_web", "tests", "bench", "browser_tests", "docs",
            "scripts", "docker", "README.md", "web/boot.js")  # fmt: skip
 SUFFIXES = {".py", ".md", ".js", ".mjs", ".sh", ".toml", ".yaml", ".yml", ""}
 HANDBOOK = re.compile(r"\b(?:CRYPTO|SERVER|BROWSER|INFRA|ARCHITECTURE|STYLE)\.md\b")

@@ -1,5 +1,5 @@
 // Boot the browser client: the shell is already on screen; start Pyodide, msgspec, libsodium
-// and our Python package in parallel, then hand over to Python (app/main.py).
+// and our Python package in parallel, then hand over to Python (parley_web/main.py).
 // Every URL comes from the build's config block (content-hashed, served by the Parley server).
 const config = JSON.parse(document.getElementById("parley-config").textContent);
 const boot = (window.parleyBoot = { marks: { boot: performance.now() }, pending: null, handler: null, error: null });
@@ -199,7 +199,7 @@ async function start() {
   pyodide.runPython(`import sys; sys.path.insert(0, "/home/pyodide/parley-app")`);
   await importInSlices(pyodide, config.modules || []);
   mark("imported");
-  await pyodide.runPythonAsync("from app import main\nawait main.start()");
+  await pyodide.runPythonAsync("from parley_web import main\nawait main.start()");
   mark("ready");
   boot.pyodide = pyodide;
   registerServiceWorker();

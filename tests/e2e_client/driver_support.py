@@ -4,7 +4,7 @@ session per device with the ``Session`` surface the driver uses. Real crypto thr
 
 Everything runs on the virtual-time loop (``virtual_loop.run``), so the same tests run in
 CPython and inside Pyodide; the devices are "browser-shaped": the driver is started without
-``publish_first`` and records results in a sink, as ``web/app/secure.py`` does. (Integration
+``publish_first`` and records results in a sink, as ``web/parley_web/secure.py`` does. (Integration
 tests use the real server; these exist so the driver itself is tested in both runtimes.)
 """
 

@@ -69,6 +69,6 @@ def test_the_real_app_lists_its_entry_point_last() -> None:
     sys.modules["build_web"] = build_web
     spec.loader.exec_module(build_web)
     order = build_web.startup_modules(build_web.python_zip_members())
-    assert order[-1] == "app.main"
-    assert "parley.crypto.backend" in order and "app.app" in order
+    assert order[-1] == "parley_web.main"
+    assert "parley.crypto.backend" in order and "parley_web.ui" in order
     assert "segno" not in order  # the QR code library is imported only when a link is shown

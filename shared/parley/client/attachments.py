@@ -2,7 +2,7 @@
 build the pointer that travels inside the E2E envelope, and open a downloaded blob.
 
 The shells do the I/O (the CPython client with httpx in ``parley_client.attachments``, the
-browser with fetch/XHR in ``web/app/attachments.py``):
+browser with fetch/XHR in ``web/parley_web/attachments.py``):
 
 1. ``prepare(data)`` -> a ``PreparedBlob``: the encrypted blob and its ``upload_begin`` op;
 2. request ``upload_begin``; PUT ``blob`` to ``resolve_url(server, grant.upload.url)`` with

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 import js  # type: ignore[import-not-found]
 from pyodide.ffi import create_once_callable, create_proxy, to_js  # type: ignore[import-not-found]
 
-from app import dom
-from app.i18n import t
 from parley.client.session import RequestError
 from parley.protocol.invites import GroupInviteList, GroupInvites
+from parley_web import dom
+from parley_web.i18n import t
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 APP_TITLE = "Parley"
 PREVIEW_KEY = "parley.notify.preview"

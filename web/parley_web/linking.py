@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
-from app import dom
-from app.i18n import t
 from parley.crypto import provisioning
 from parley.crypto.b64 import b64d, b64e
 from parley.crypto.constants import PROV_TTL
 from parley.protocol import provisioning as proto
 from parley.protocol.http import ErrorBody
+from parley_web import dom
+from parley_web.i18n import t
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 BASE = "/api/v1/provisioning"
 POLL_S = 1.0

@@ -15,10 +15,10 @@ from typing import Any
 
 import js  # type: ignore[import-not-found]
 
-from app import dom
-from app.chats import Row
-from app.i18n import lang, t
 from parley.client.message_state import MessageState
+from parley_web import dom
+from parley_web.chats import Row
+from parley_web.i18n import lang, t
 
 GROUP_GAP_MS = 5 * 60 * 1000
 """Consecutive messages of one sender closer than this share one bubble group."""

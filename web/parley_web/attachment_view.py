@@ -19,17 +19,17 @@ import msgspec
 from pyodide.ffi import create_proxy, to_js  # type: ignore[import-not-found]
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
-from app import dom
-from app.attachments import human_size, opts
-from app.chats import Row, row_dec
-from app.i18n import t
 from parley.client import attachments as sansio
 from parley.client.message_state import MessageState
 from parley.crypto.attachments import AttachmentPointer
 from parley.protocol.blobs import BlobDownload, BlobUrl
+from parley_web import dom
+from parley_web.attachments import human_size, opts
+from parley_web.chats import Row, row_dec
+from parley_web.i18n import t
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 OP_TIMEOUT_S = 30.0
 MEM_BUDGET = 64 * 1024 * 1024

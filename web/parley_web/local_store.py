@@ -21,10 +21,10 @@ from collections.abc import Sequence
 
 import msgspec
 
-from app import idb
-from app.vault import Vault
 from parley.client.model import Cursors, OutboxItem
 from parley.protocol.records import ConvEntry, ToDeviceItem, UserEvent
+from parley_web import idb
+from parley_web.vault import Vault
 
 STORES = ["meta", "entries", "events", "to_device", "outbox", "views", "convs"]
 

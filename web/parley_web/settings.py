@@ -10,12 +10,12 @@ import js  # type: ignore[import-not-found]
 import msgspec
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
-from app import dom, i18n
-from app.i18n import t
 from parley.protocol.http import DeviceList
+from parley_web import dom, i18n
+from parley_web.i18n import t
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 THEMES = ("system", "light", "dark")
 

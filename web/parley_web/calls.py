@@ -20,16 +20,16 @@ import js  # type: ignore[import-not-found]
 from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
-from app import dom, i18n
-from app.call_media import WebRtcPeer
-from app.i18n import t
 from parley.client import call as cm
 from parley.client.call_driver import CallDriver, IceConfig, IceServer, MediaPeer
 from parley.crypto import content as content_mod
 from parley.protocol.social import ContactList, Contacts
+from parley_web import dom, i18n
+from parley_web.call_media import WebRtcPeer
+from parley_web.i18n import t
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 ENDED_SHOWN_MS = 4000
 RELAY_KEY = "parley.call_relay"

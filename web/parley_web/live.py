@@ -9,16 +9,16 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from app import dom
-from app.chats import row_enc
-from app.i18n import t
 from parley.client.session import RequestError
 from parley.protocol.limits import TYPING_REFRESH_S, TYPING_TTL_S
 from parley.protocol.signals import PresenceSignal, ReceiptSignal, TypingSignal
 from parley.protocol.social import ReceiptList, Receipts, Typing
+from parley_web import dom
+from parley_web.chats import row_enc
+from parley_web.i18n import t
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 
 class Live:

@@ -10,23 +10,6 @@ from typing import Any
 
 import js  # type: ignore[import-not-found]
 
-from app import dom, i18n
-from app.attachment_view import AttachmentView
-from app.attachments import Attacher
-from app.calls import CallsUi
-from app.chat_list import ChatList
-from app.composer import Composer
-from app.contacts import ContactsPane
-from app.conversation_view import ConversationView
-from app.error_text import describe
-from app.groups import Groups
-from app.i18n import t
-from app.layout import Layout
-from app.live import Live
-from app.notifications import Notifier
-from app.recovery import Recovery
-from app.secure import Messenger
-from app.settings import Settings
 from parley.client import effects as fx
 from parley.client.model import ConnectionState
 from parley.protocol.records import (
@@ -37,6 +20,23 @@ from parley.protocol.records import (
     GroupInviteClosed,
     GroupInvited,
 )
+from parley_web import dom, i18n
+from parley_web.attachment_view import AttachmentView
+from parley_web.attachments import Attacher
+from parley_web.calls import CallsUi
+from parley_web.chat_list import ChatList
+from parley_web.composer import Composer
+from parley_web.contacts import ContactsPane
+from parley_web.conversation_view import ConversationView
+from parley_web.error_text import describe
+from parley_web.groups import Groups
+from parley_web.i18n import t
+from parley_web.layout import Layout
+from parley_web.live import Live
+from parley_web.notifications import Notifier
+from parley_web.recovery import Recovery
+from parley_web.secure import Messenger
+from parley_web.settings import Settings
 
 TABS = ("chats", "contacts", "settings")
 SOCIAL_EVENTS = (FriendRequestOpened, FriendRequestClosed, ContactAdded, ContactRemoved)
@@ -251,7 +251,7 @@ class Ui:
             await asyncio.sleep(0.02)
         if s.stop_reason is None or s.stop_reason.code not in ("unauthorized", "device_revoked"):
             return
-        from app import main, profile
+        from parley_web import main, profile
 
         main.ui = None
         await profile.forget(self.username)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import msgspec
 
-from app import idb, vault
-from app.local_store import db_name
 from parley.crypto import backend
+from parley_web import idb, vault
+from parley_web.local_store import db_name
 
 DB = "parley-profiles"
 STORES = ["profiles", "device_keys", "current"]

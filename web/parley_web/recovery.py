@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import js  # type: ignore[import-not-found]
 
-from app import dom, linking
-from app.i18n import t
+from parley_web import dom, linking
+from parley_web.i18n import t
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 READY_WAIT_S = 60.0
 """How long the first start may take to publish keys (a busy server) before giving up."""

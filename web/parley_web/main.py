@@ -18,18 +18,18 @@ import parley_glue as glue  # type: ignore[import-not-found]
 from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
-from app import i18n, profile, settings
-from app.app import Ui
-from app.error_text import describe, for_code
-from app.i18n import t
-from app.keydir import KeyDirectory
-from app.local_store import WebStore
-from app.secure import Messenger
-from app.transport import WebSocketTransport, ws_url
-from app.vault import Vault, VaultError
 from parley.client import ClientEngine, Transport
 from parley.client.session import Session
 from parley.protocol.http import ErrorBody, LoginBody, LoginReply, RegisterBody
+from parley_web import i18n, profile, settings
+from parley_web.error_text import describe, for_code
+from parley_web.i18n import t
+from parley_web.keydir import KeyDirectory
+from parley_web.local_store import WebStore
+from parley_web.secure import Messenger
+from parley_web.transport import WebSocketTransport, ws_url
+from parley_web.ui import Ui
+from parley_web.vault import Vault, VaultError
 
 CONNECT_TIMEOUT_S = 10.0
 DEVICE_NAME = "browser"
@@ -37,7 +37,7 @@ DEVICE_NAME = "browser"
 _tasks: set[asyncio.Task[None]] = set()
 _busy = False
 ui: Ui | None = None
-"""The running app (tests and the bench reach it through ``app.main.ui``)."""
+"""The running app (tests and the bench reach it through ``parley_web.main.ui``)."""
 
 
 class OtherTab(Exception):

@@ -8,14 +8,14 @@ import contextlib
 import re
 from typing import TYPE_CHECKING, Any
 
-from app import dom, edits
-from app.chats import Ref
-from app.contacts import LookupFailed, lookup
-from app.i18n import t
-from app.secure import EncryptionNotReady
+from parley_web import dom, edits
+from parley_web.chats import Ref
+from parley_web.contacts import LookupFailed, lookup
+from parley_web.i18n import t
+from parley_web.secure import EncryptionNotReady
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 
 class Composer:

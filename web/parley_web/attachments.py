@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 import js  # type: ignore[import-not-found]
 from pyodide.ffi import create_proxy, to_js  # type: ignore[import-not-found]
 
-from app import dom
-from app.i18n import t
 from parley.client import attachments as sansio
 from parley.crypto.attachments import AttachmentPointer
 from parley.protocol.blobs import BlobKind, UploadAbort, UploadCommit, UploadGrant
+from parley_web import dom
+from parley_web.i18n import t
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 OP_TIMEOUT_S = 30.0
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")

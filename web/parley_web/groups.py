@@ -8,10 +8,6 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from app import dom
-from app.contacts import LookupFailed, lookup
-from app.i18n import t
-from app.secure import EncryptionNotReady
 from parley.client.session import RequestError
 from parley.protocol.invites import (
     GroupInviteAccept,
@@ -22,9 +18,13 @@ from parley.protocol.invites import (
 from parley.protocol.ops import Conversation, GroupRemove
 from parley.protocol.social import MemberCards, MemberNames
 from parley.protocol.types import Role
+from parley_web import dom
+from parley_web.contacts import LookupFailed, lookup
+from parley_web.i18n import t
+from parley_web.secure import EncryptionNotReady
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 
 class Groups:

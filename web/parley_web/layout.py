@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import js  # type: ignore[import-not-found]
 
-from app import dom
+from parley_web import dom
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 LAST_KEY = "parley.last_chat."
 

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import js  # type: ignore[import-not-found]
 
-from app import dom
-from app.i18n import t
+from parley_web import dom
+from parley_web.i18n import t
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 
 class ChatList:

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import js  # type: ignore[import-not-found]
 
-from app import bubbles, dom, edits
-from app.chats import Outgoing, Row
-from app.i18n import t
 from parley.client.message_state import MessageState
+from parley_web import bubbles, dom, edits
+from parley_web.chats import Outgoing, Row
+from parley_web.i18n import t
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 PAGE = 40
 """Rows rendered when a chat opens, and added per scroll to the top."""

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from app.chats import Ref, Row, row_dec, row_enc
 from parley.client.e2e import groups
 from parley.client.e2e.state import Waiting
 from parley.client.message_state import MessageState
 from parley.crypto import content as content_mod
 from parley.protocol.records import ConvEntry, Message, Recalled, RefKind
+from parley_web.chats import Ref, Row, row_dec, row_enc
 
 if TYPE_CHECKING:
-    from app.secure import Messenger
+    from parley_web.secure import Messenger
 
 EDIT = "edit"
 REACTION = "reaction"

@@ -75,7 +75,7 @@ def keeping_focus() -> Iterator[None]:
     between (a browser test lost a pasted link code that way).
     """
     active = js.document.activeElement
-    focus_id = str(active.id) if active is not None and getattr(active, "id", "") else ""
+    focus_id = str(getattr(active, "id", "") or "") if active is not None else ""
     selection: tuple[int, int] | None = None
     if focus_id:
         try:

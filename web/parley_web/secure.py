@@ -16,11 +16,6 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from app import edits
-from app.attachment_view import attachment_row
-from app.chats import Chat, Outgoing, Ref, Row, chat_dec, row_dec, row_enc
-from app.keydir import KeyDirectory
-from app.local_store import WebStore
 from parley.client import effects as fx
 from parley.client.e2e import device, groups
 from parley.client.e2e import state as st_mod
@@ -48,6 +43,11 @@ from parley.protocol.records import (
     RefKind,
 )
 from parley.protocol.social import ReadMark, Recall, RecallDone
+from parley_web import edits
+from parley_web.attachment_view import attachment_row
+from parley_web.chats import Chat, Outgoing, Ref, Row, chat_dec, row_dec, row_enc
+from parley_web.keydir import KeyDirectory
+from parley_web.local_store import WebStore
 
 __all__ = ["EncryptionNotReady", "Messenger"]
 
@@ -404,7 +404,7 @@ class Messenger(ResultSink):
                 self._emit("chats", r.conversation_id)
                 return Row(r.seq, r.sender, r.ts, MessageState.SYSTEM, f"group_update:{c.name}")
             if isinstance(c, content_mod.CallLog):
-                from app.calls import call_row
+                from parley_web.calls import call_row
 
                 return Row(r.seq, r.sender, r.ts, MessageState.SYSTEM, call_row(c))
             return None

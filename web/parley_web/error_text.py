@@ -4,7 +4,7 @@ current language; never the server's raw English ``message``."""
 
 from __future__ import annotations
 
-from app.i18n import EN, t
+from parley_web.i18n import EN, t
 
 
 def for_code(code: str) -> str:
@@ -24,6 +24,6 @@ def describe(exc: BaseException) -> str:
     # our own exceptions (LookupFailed, ...) already carry translated text
     return (
         text
-        if text and type(exc).__module__.startswith("app.")
+        if text and type(exc).__module__.startswith("parley_web.")
         else t("err.unknown", code=type(exc).__name__)
     )

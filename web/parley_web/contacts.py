@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
-from app import dom
-from app.i18n import t
 from parley.client.session import RequestError
 from parley.protocol.http import UserInfo
 from parley.protocol.social import (
@@ -28,9 +26,11 @@ from parley.protocol.social import (
     PresenceGet,
     PresenceList,
 )
+from parley_web import dom
+from parley_web.i18n import t
 
 if TYPE_CHECKING:
-    from app.app import Ui
+    from parley_web.ui import Ui
 
 
 class LookupFailed(Exception):
