@@ -74,6 +74,17 @@ def test_names_roles_rename_remove_receipts(contexts: Contexts, base_url: str) -
     expect(ivy.locator("#conv-rows .msg.mine .read").first).to_contain_text(names[2])
     screenshot(ivy, "group-owner-view")
 
+    # a rebuild of the details pane (a member event arrives) keeps what is being typed
+    rename = ivy.locator("#rename-name")
+    rename.fill("Crew 新")
+    rename.focus()
+    ivy.evaluate(
+        "window.parleyBoot.pyodide.runPythonAsync("
+        "'from parley_web import main\\nawait main.ui.groups.render_details()')"
+    )
+    expect(rename).to_have_value("Crew 新")
+    assert ivy.evaluate("document.activeElement.id") == "rename-name"
+
     # rename: every member sees the new name (it travels inside the encrypted group update)
     ivy.fill("#rename-name", "Crew 新名")
     ivy.press("#rename-name", "Enter")

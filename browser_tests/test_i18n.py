@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _tables() -> tuple[dict[str, str], dict[str, str]]:
-    spec = importlib.util.spec_from_file_location("web_i18n", ROOT / "web" / "parley_web" / "i18n.py")
+    spec = importlib.util.spec_from_file_location(
+        "web_i18n", ROOT / "web" / "parley_web" / "i18n.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

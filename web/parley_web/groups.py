@@ -16,6 +16,7 @@ from parley.protocol.invites import (
     GroupInvites,
 )
 from parley.protocol.ops import Conversation, GroupRemove
+from parley.protocol.records import ConversationInfo
 from parley.protocol.social import MemberCards, MemberNames
 from parley.protocol.types import Role
 from parley_web import dom
@@ -152,24 +153,47 @@ class Groups:
                 await self.ui.m.remember_names({u.user_id: u.username for u in r.users})
 
     async def render_details(self) -> None:
+        """Fetch first, then rebuild the pane in one synchronous step: nothing typed into the
+        rename or invite field is lost to a rebuild (drafts and the focus are carried over)."""
         cid = self.ui.view.cid
         if cid is None or self.details.hidden:
             return
         m = self.ui.m
         chat = m.chats.get(cid)
+        info: ConversationInfo | None = None
+        error = ""
+        if chat is None or not chat.left:
+            try:
+                info = await m.info(cid)
+            except RequestError as e:
+                error = self.ui.error_text(e)
+            else:
+                if any(mem.user_id not in m.names for mem in info.members):
+                    await self.load_names(cid)
+        if self.ui.view.cid != cid or self.details.hidden:
+            return  # the user moved on while this was fetched
+        with dom.keeping_focus():
+            self._build_details(cid, info, error)
+
+    def _build_details(self, cid: bytes, info: ConversationInfo | None, error: str) -> None:
+        m = self.ui.m
         box = self.details
+        same = dom.data(box, "cid") == cid.hex()
+        drafts = {
+            key: str(field.value)
+            for key in ("rename-name", "invite-name")
+            if same and (field := dom.el(key))
+        }
         dom.clear(box)
+        box.dataset.cid = cid.hex()
         box.appendChild(dom.h("h3", "", m.title(cid), id="details-title"))
-        if chat is not None and chat.left:
-            box.appendChild(dom.h("p", "muted", t("group.left")))
+        if info is None:  # a chat we left, or the server's answer was an error
+            box.appendChild(
+                dom.h("p", "message error", error)
+                if error
+                else dom.h("p", "muted", t("group.left"))
+            )
             return
-        try:
-            info = await m.info(cid)
-        except RequestError as e:
-            box.appendChild(dom.h("p", "message error", self.ui.error_text(e)))
-            return
-        if any(mem.user_id not in m.names for mem in info.members):
-            await self.load_names(cid)
         roles = {mem.user_id: mem.role for mem in info.members}
         mine = roles.get(m.user_id)
         group = info.kind.value == "group"
@@ -178,7 +202,7 @@ class Groups:
         if manager:  # the server lets owners and admins rename
             form = dom.h("form", "inline", id="rename-form")
             name_in = dom.h("input", "", id="rename-name", maxlength="64", required="")
-            name_in.value = m.title(cid)
+            name_in.value = drafts.get("rename-name", m.title(cid))
             form.appendChild(name_in)
             form.appendChild(dom.h("button", "small", t("group.rename"), type="submit"))
             box.appendChild(form)
@@ -207,9 +231,11 @@ class Groups:
         if group:
             if manager:  # invite only where the role allows it
                 form = dom.h("form", "inline", id="invite-form")
-                form.appendChild(
-                    dom.h("input", "", id="invite-name", placeholder=t("group.invite_placeholder"))
+                invite_in = dom.h(
+                    "input", "", id="invite-name", placeholder=t("group.invite_placeholder")
                 )
+                invite_in.value = drafts.get("invite-name", "")
+                form.appendChild(invite_in)
                 form.appendChild(dom.h("button", "small", t("group.invite"), type="submit"))
                 box.appendChild(form)
             box.appendChild(dom.h("p", "message", id="details-message"))
@@ -288,4 +314,6 @@ class Groups:
         except (LookupFailed, RequestError, EncryptionNotReady, PermissionError) as e:
             dom.el("details-message").textContent = self.ui.error_text(e)
             return
+        if field := dom.el("invite-name"):  # done: the rebuild must not keep it as a draft
+            field.value = ""
         await self.render_details()
