@@ -66,6 +66,9 @@ def test_names_roles_rename_remove_receipts(contexts: Contexts, base_url: str) -
     expect(ivy.locator("#member-list .person")).to_have_count(3)
     expect(ivy.locator("#invite-form")).to_be_visible()
     expect(ivy.locator("#member-list button[data-remove]")).to_have_count(2)
+    for name in ivy.locator("#member-list .person .name").all():  # not squeezed by the buttons
+        expect(name).to_be_visible()
+        assert name.evaluate("n => n.getBoundingClientRect().width") >= 48
 
     # group receipts say who read
     expect(ivy.locator("#conv-rows .msg.mine .read").first).to_contain_text(
