@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,12 +148,17 @@ def python_snapshot() -> tuple[bytes, dict[str, bytes]]:
             if not old.name.startswith(key):
                 old.unlink()
     data = cached.read_bytes()
-    variants = {".gz": gzip.compress(data, compresslevel=9, mtime=0)}
+    makers: dict[str, Callable[[bytes], bytes]] = {
+        ".gz": lambda d: gzip.compress(d, compresslevel=9, mtime=0)
+    }
     if _brotli is not None:
-        br = cached.with_name(cached.name + ".br")
-        if not br.exists():
-            write_atomic(br, _brotli.compress(data, quality=11, lgwin=24))
-        variants[".br"] = br.read_bytes()
+        makers[".br"] = lambda d: bytes(_brotli.compress(d, quality=11, lgwin=24))
+    variants = {}
+    for suffix, make in makers.items():  # compressed once, like the snapshot itself
+        path = cached.with_name(cached.name + suffix)
+        if not path.exists():
+            write_atomic(path, make(data))
+        variants[suffix] = path.read_bytes()
     return data, variants
 
 
